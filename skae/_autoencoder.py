@@ -1,0 +1,184 @@
+"""Plain (undercomplete) autoencoder."""
+
+from ._base import _BaseAutoencoder
+
+
+class Autoencoder(_BaseAutoencoder):
+    """Autoencoder learning codes that reconstruct the input.
+
+    Trains an encoder ``h = f(x)`` and a mirrored decoder ``x_hat = g(h)``
+    to minimise the reconstruction error. With identity activations and no
+    hidden layers it is linear and its codes span PCA's subspace.
+
+    Parameters
+    ----------
+    n_components : int, default=32
+        Size of the code.
+
+    hidden_layer_sizes : tuple of int, default=()
+        Sizes of the encoder layers between the input and the code. The
+        decoder mirrors them. The empty tuple gives one encoder layer.
+
+    activation : {"identity", "logistic", "tanh", "relu"}, default="tanh"
+        Activation of every encoder layer, the code layer included, and of
+        the decoder's hidden layers. The output layer is linear for
+        ``loss="squared_error"`` and logistic for
+        ``loss="binary_cross_entropy"``.
+
+    loss : {"squared_error", "binary_cross_entropy"}, default="squared_error"
+        Reconstruction loss, averaged over features. Binary cross-entropy
+        needs inputs in [0, 1].
+
+    solver : {"adam", "sgd"}, default="adam"
+        Optimizer: Adam, or SGD with Nesterov momentum 0.9.
+
+    learning_rate_init : float, default=1e-3
+        Learning rate of the optimizer.
+
+    alpha : float, default=1e-4
+        Strength of the L2 penalty on the weights (not on the biases).
+
+    batch_size : int, default=256
+        Size of the minibatches; clipped to the number of samples.
+
+    max_iter : int, default=200
+        Maximum number of epochs.
+
+    tol : float, default=1e-4
+        Tolerance for the optimization. When the loss (or, with early
+        stopping, the validation loss) does not improve by at least ``tol``
+        for ``n_iter_no_change`` consecutive epochs, training stops.
+
+    n_iter_no_change : int, default=10
+        Number of epochs without improvement by ``tol`` before training
+        stops.
+
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data,
+        stop when the loss on it stops improving, and restore the weights of
+        the best epoch. No data is held out when False.
+
+    validation_fraction : float, default=0.1
+        Proportion of the training data held out for early stopping. Only
+        used if ``early_stopping=True``.
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples in each epoch.
+
+    warm_start : bool, default=False
+        When True, ``fit`` continues training the previous model instead of
+        starting afresh.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the shuffling, the validation split
+        and any random corruption or estimate. Pass an int for reproducible
+        results across calls. The global random states of Python, NumPy and
+        torch are never used.
+
+    verbose : bool or int, default=False
+        Whether to show a progress bar with the current loss.
+
+    device : str, default="auto"
+        Where to train and infer: "auto" (CUDA when available, else MPS,
+        else CPU), "cpu", "cuda", "cuda:N" or "mps". Resolved in ``fit``.
+
+    callbacks : list of skorch callbacks or None, default=None
+        Extra callbacks of the skorch training engine, such as
+        ``skorch.callbacks.LRScheduler``, or ``(name, callback)`` pairs.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Weights of the code layer. Only set when ``hidden_layer_sizes=()``.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    n_iter_ : int
+        Number of epochs trained, over all calls to ``fit`` with
+        ``warm_start=True`` and to ``partial_fit``.
+
+    loss_curve_ : list of float
+        Training loss (reconstruction error plus penalties) of each epoch.
+
+    best_loss_ : float
+        Lowest value of ``loss_curve_``.
+
+    validation_scores_ : list of float
+        Negative validation loss of each epoch. Only set when
+        ``early_stopping=True``.
+
+    best_validation_score_ : float
+        Highest value of ``validation_scores_``. Only set when
+        ``early_stopping=True``.
+
+    net_ : skorch.NeuralNet
+        The trained skorch network holding the torch module.
+
+    See Also
+    --------
+    SparseAutoencoder : Autoencoder with sparse codes.
+    ContractiveAutoencoder : Autoencoder with codes insensitive to small
+        input changes.
+    DenoisingAutoencoder : Autoencoder reconstructing clean inputs from
+        corrupted ones.
+    sklearn.decomposition.PCA : The linear special case.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import Autoencoder
+    >>> X = np.random.RandomState(0).normal(size=(100, 8))
+    >>> ae = Autoencoder(n_components=2, max_iter=5, random_state=0)
+    >>> ae.fit_transform(X).shape
+    (100, 2)
+    """
+
+    def __init__(
+        self,
+        n_components=32,
+        *,
+        hidden_layer_sizes=(),
+        activation="tanh",
+        loss="squared_error",
+        solver="adam",
+        learning_rate_init=1e-3,
+        alpha=1e-4,
+        batch_size=256,
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        warm_start=False,
+        random_state=None,
+        verbose=False,
+        device="auto",
+        callbacks=None,
+    ):
+        super().__init__(
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            loss=loss,
+            solver=solver,
+            learning_rate_init=learning_rate_init,
+            alpha=alpha,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            shuffle=shuffle,
+            warm_start=warm_start,
+            random_state=random_state,
+            verbose=verbose,
+            device=device,
+            callbacks=callbacks,
+        )

@@ -1,0 +1,431 @@
+"""The shared estimator base: parameters, validation, training and inference."""
+
+import copy
+import warnings
+from abc import ABCMeta
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from skorch.callbacks import EarlyStopping
+from torch.utils.data import TensorDataset
+
+from ._engine import AutoencoderNet, ProgressBar, ReconstructionLoss, resolve_device
+from ._modules import AutoencoderModule
+
+# Rows per chunk at inference: bounds the memory of transform and friends.
+_INFERENCE_BATCH = 8192
+
+
+def _as_tensor(X, device):
+    """View (or copy, if needed) a NumPy array as a float32 tensor on device."""
+    with warnings.catch_warnings():
+        # Read-only inputs are fine: nothing here writes to them.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not")
+        return torch.as_tensor(X, dtype=torch.float32, device=device)
+
+
+class _BaseAutoencoder(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator, metaclass=ABCMeta
+):
+    """Base class for the autoencoder transformers.
+
+    Subclasses plug in through three hooks: ``_resolve_activation``,
+    ``_penalty`` and ``_corruption``.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "loss": [StrOptions({"squared_error", "binary_cross_entropy"})],
+        "solver": [StrOptions({"adam", "sgd"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "shuffle": ["boolean"],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "device": [str],
+        "callbacks": [list, None],
+    }
+
+    def __init__(
+        self,
+        n_components,
+        *,
+        hidden_layer_sizes,
+        activation,
+        loss,
+        solver,
+        learning_rate_init,
+        alpha,
+        batch_size,
+        max_iter,
+        tol,
+        n_iter_no_change,
+        early_stopping,
+        validation_fraction,
+        shuffle,
+        warm_start,
+        random_state,
+        verbose,
+        device,
+        callbacks,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.loss = loss
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+        self.callbacks = callbacks
+
+    # ----------------------------------------------------------------- hooks
+
+    def _resolve_activation(self):
+        """The activation actually used (resolves "auto" where allowed)."""
+        return self.activation
+
+    def _penalty(self):
+        """``penalty(module, x, codes, generator)`` or None; must pickle."""
+        return None
+
+    def _corruption(self, X):
+        """``corrupt(x, generator)`` or None, given the training data; must pickle."""
+        return None
+
+    # ------------------------------------------------------------- training
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the autoencoder to X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        return self._fit(X, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train the autoencoder for one epoch over X.
+
+        The first call initialises the model; later calls continue training
+        it. Early stopping and the ``tol`` stopping rule do not apply.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        return self._fit(X, incremental=True)
+
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if any(not isinstance(s, Integral) or s < 1 for s in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must contain positive integers only, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _check_input_range(self, X):
+        if self.loss == "binary_cross_entropy" and (X.min() < 0 or X.max() > 1):
+            raise ValueError(
+                "loss='binary_cross_entropy' needs every input value in [0, 1], "
+                f"got values in [{X.min():.4g}, {X.max():.4g}]. Scale the data "
+                "(e.g. with sklearn.preprocessing.MinMaxScaler) or use "
+                "loss='squared_error'."
+            )
+
+    def _draw_seed(self):
+        if self.random_state is None:
+            # Fresh entropy without touching NumPy's global random state.
+            return int(np.random.SeedSequence().generate_state(1)[0])
+        rng = check_random_state(self.random_state)
+        return int(rng.randint(np.iinfo(np.int32).max))
+
+    def _build_net(self, X, seed):
+        device = resolve_device(self.device)
+        if self.solver == "adam":
+            optimizer = torch.optim.Adam
+            solver_kwargs = {"optimizer__fused": device.type in ("cpu", "cuda")}
+        else:
+            optimizer = torch.optim.SGD
+            solver_kwargs = {"optimizer__momentum": 0.9, "optimizer__nesterov": True}
+        return AutoencoderNet(
+            AutoencoderModule,
+            module__n_features=X.shape[1],
+            module__n_components=self.n_components,
+            module__hidden_layer_sizes=self._hidden_layer_sizes(),
+            module__activation=self._resolve_activation(),
+            criterion=ReconstructionLoss,
+            criterion__loss=self.loss,
+            optimizer=optimizer,
+            lr=self.learning_rate_init,
+            optimizer__weight_decay=self.alpha,
+            optimizer__param_groups=[("*bias", {"weight_decay": 0.0})],
+            **solver_kwargs,
+            batch_size=self.batch_size,
+            train_split=None,
+            verbose=0,
+            device=str(device),
+            corrupt=self._corruption(X),
+            penalty=self._penalty(),
+            seed=seed,
+            shuffle=self.shuffle,
+        )
+
+    def _split_validation(self, X, seed):
+        n_valid = int(round(self.validation_fraction * X.shape[0]))
+        if n_valid < 1 or n_valid >= X.shape[0]:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction="
+                f"{self.validation_fraction} leaves {n_valid} of {X.shape[0]} "
+                "samples for validation; both the training and the validation "
+                "part need at least one sample. Use more samples, change "
+                "validation_fraction or set early_stopping=False."
+            )
+        perm = np.random.default_rng(seed).permutation(X.shape[0])
+        return X[np.sort(perm[n_valid:])], X[np.sort(perm[:n_valid])]
+
+    def _fit(self, X, incremental):
+        continuing = hasattr(self, "net_") and (incremental or self.warm_start)
+        X = validate_data(
+            self, X, dtype=[np.float32, np.float64], reset=not continuing
+        )
+        self._check_input_range(X)
+        self._hidden_layer_sizes()
+        self._resolve_activation()
+        net = self.net_ if continuing else self._build_net(X, self._draw_seed())
+
+        n_before = len(net.history) if net.initialized_ else 0
+        callbacks = copy.deepcopy(self.callbacks) or []
+        stopper = None
+        X_valid = None
+        if not incremental:
+            if self.early_stopping:
+                X, X_valid = self._split_validation(X, net.seed + n_before)
+            stopper = EarlyStopping(
+                monitor="valid_loss" if self.early_stopping else "train_loss",
+                patience=self.n_iter_no_change,
+                threshold=self.tol,
+                threshold_mode="abs",
+                load_best=self.early_stopping,
+            )
+            callbacks.append(("stopping", stopper))
+        epochs = 1 if incremental else self.max_iter
+        if self.verbose:
+            callbacks.append(("progress", ProgressBar(epochs, type(self).__name__)))
+
+        device = torch.device(net.device)
+        net.callbacks = callbacks
+        net.train_split = None
+        if X_valid is not None:
+            valid = TensorDataset(_as_tensor(X_valid, device))
+            net.train_split = lambda dataset, y=None: (dataset, valid)
+        if net.initialized_:
+            net.initialize_callbacks()
+        try:
+            net.partial_fit(TensorDataset(_as_tensor(X, device)), epochs=epochs)
+        except FloatingPointError as exc:
+            raise ValueError(
+                f"Training diverged: {exc}. Lower learning_rate_init (now "
+                f"{self.learning_rate_init}) or scale the input data."
+            ) from exc
+        finally:
+            # Drop references to the data and to per-fit callback state.
+            net.train_split = None
+            net.callbacks = None
+            net.initialize_callbacks()
+
+        self.net_ = net
+        self._record(net)
+        stopped = stopper is not None and stopper.misses_ >= stopper.patience
+        if (
+            not incremental
+            and not stopped
+            and len(net.history) - n_before == self.max_iter
+        ):
+            warnings.warn(
+                f"Maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+            )
+        return self
+
+    def _record(self, net):
+        """Set the fitted attributes that describe training."""
+        history = net.history
+        self.loss_curve_ = [float(row["train_loss"]) for row in history]
+        self.n_iter_ = len(history)
+        self.best_loss_ = min(self.loss_curve_)
+        valid = [-float(row["valid_loss"]) for row in history if "valid_loss" in row]
+        if valid:
+            self.validation_scores_ = valid
+            self.best_validation_score_ = max(valid)
+        if not self._hidden_layer_sizes():
+            layer = net.module_.code_layer
+            self.components_ = layer.weight.detach().cpu().numpy().copy()
+
+    # ------------------------------------------------------------- inference
+
+    @property
+    def _n_features_out(self):
+        """Number of transformed output features."""
+        return self.n_components
+
+    def _map_rows(self, A, fn, n_out):
+        """Apply ``fn`` to A chunk by chunk, NumPy in and out, A's dtype out."""
+        module = self.net_.module_
+        module.eval()
+        device = torch.device(self.net_.device)
+        out = np.empty((A.shape[0], n_out), dtype=A.dtype)
+        with torch.inference_mode():
+            for start in range(0, A.shape[0], _INFERENCE_BATCH):
+                chunk = _as_tensor(A[start : start + _INFERENCE_BATCH], device)
+                out[start : start + _INFERENCE_BATCH] = fn(module, chunk).cpu().numpy()
+        return out
+
+    def transform(self, X):
+        """Encode X: the codes of the trained encoder.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Codes, of X's floating dtype.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        return self._map_rows(X, lambda m, x: m.encode(x), self.n_components)
+
+    def inverse_transform(self, X):
+        """Decode codes back to input space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, as returned by :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+            Reconstructions, of the codes' floating dtype.
+        """
+        check_is_fitted(self)
+        X = check_array(X, dtype=[np.float32, np.float64])
+        if X.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {X.shape[1]} columns but {type(self).__name__} decodes "
+                f"codes of n_components={self.n_components} columns. Pass the "
+                "output of transform."
+            )
+
+        def decode(module, z):
+            output = module.decode(z)
+            if self.loss == "binary_cross_entropy":
+                output = torch.sigmoid(output)
+            return output
+
+        return self._map_rows(X, decode, self.n_features_in_)
+
+    def score_samples(self, X):
+        """Negative reconstruction error of each sample.
+
+        A sample's error is its reconstruction loss averaged over features.
+        Lower means more abnormal.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Negative reconstruction error of each sample.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        criterion = self.net_.criterion_
+
+        def error(module, x):
+            _, output = module(x)
+            return -criterion(output, x).unsqueeze(-1)
+
+        return self._map_rows(X, error, 1)[:, 0]
+
+    def score(self, X, y=None):
+        """Mean negative reconstruction error (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

@@ -1,0 +1,242 @@
+"""The training engine: skorch's NeuralNet fed by tensor slices, and device
+and seed helpers.
+
+This layer knows torch and skorch only. A variant reaches it through two
+optional hooks, ``corrupt(x, generator)`` and
+``penalty(module, x, codes, generator)``; the engine never asks which variant
+it trains.
+"""
+
+import math
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback, PassthroughScoring
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._objectives import reconstruction_error
+
+__all__ = [
+    "AutoencoderNet",
+    "ProgressBar",
+    "ReconstructionLoss",
+    "SliceIterator",
+    "resolve_device",
+]
+
+_SHUFFLE_STREAM, _NOISE_STREAM = 1, 2
+
+
+def resolve_device(device):
+    """Turn a device string into a torch.device, checking that it exists.
+
+    ``"auto"`` picks CUDA when available, then MPS, then the CPU.
+    """
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid device. Use 'auto', 'cpu', "
+            "'cuda', 'cuda:N' or 'mps'."
+        ) from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available "
+                "here. Use device='auto' to fall back to the CPU."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) are visible."
+            )
+    elif resolved.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                "device='mps' was requested but MPS is not available here. "
+                "Use device='auto' to fall back to the CPU."
+            )
+    elif resolved.type != "cpu":
+        raise ValueError(
+            f"device={device!r} is not supported. Use 'auto', 'cpu', 'cuda', "
+            "'cuda:N' or 'mps'."
+        )
+    return resolved
+
+
+def _stream_generator(seed, stream, epoch, device):
+    """A generator for one random stream, seeded by (seed, stream, epoch)."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(((int(seed) * 4 + stream) * 1_000_003 + epoch) % 2**63)
+    return generator
+
+
+class SliceIterator:
+    """Mini-batches sliced from a tensor already on its device.
+
+    Replaces skorch's default DataLoader, which indexes and collates one row
+    at a time. A shuffled epoch gathers ``X[perm[i:i + batch_size]]``; an
+    unshuffled one yields views.
+
+    Parameters
+    ----------
+    X : Tensor of shape (n_samples, n_features)
+    batch_size : int
+    generator : torch.Generator or None
+        Draws the permutation of each epoch; ``None`` means no shuffling.
+    """
+
+    def __init__(self, X, batch_size, generator=None):
+        self.X = X
+        self.batch_size = batch_size
+        self.generator = generator
+
+    def __len__(self):
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        X, n, step = self.X, len(self.X), self.batch_size
+        if self.generator is None:
+            for start in range(0, n, step):
+                yield X[start : start + step], None
+            return
+        perm = torch.randperm(n, generator=self.generator, device=X.device)
+        for start in range(0, n, step):
+            yield X.index_select(0, perm[start : start + step]), None
+
+
+class ReconstructionLoss(nn.Module):
+    """Per-sample reconstruction error (mean over features), as a criterion."""
+
+    def __init__(self, loss="squared_error"):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, output, target):
+        return reconstruction_error(output, target, self.loss)
+
+
+class _CheckFinite(Callback):
+    """Stop training as soon as an epoch's loss is not finite."""
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"the training loss became {loss} at epoch {len(net.history)}"
+            )
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over epochs showing the current training loss."""
+
+    def __init__(self, total=None, desc=None):
+        self.total = total
+        self.desc = desc
+
+    def on_train_begin(self, net, **kwargs):
+        self.bar_ = tqdm(total=self.total, desc=self.desc, unit="epoch")
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        postfix = {"loss": f"{row['train_loss']:.4g}"}
+        if "valid_loss" in row:
+            postfix["valid_loss"] = f"{row['valid_loss']:.4g}"
+        self.bar_.set_postfix(postfix, refresh=False)
+        self.bar_.update()
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()
+        self.bar_ = None
+
+
+class AutoencoderNet(NeuralNet):
+    """skorch's NeuralNet, trained X -> X on tensor slices.
+
+    Parameters beyond NeuralNet's
+    -----------------------------
+    corrupt : callable or None
+        ``corrupt(x, generator) -> x_tilde``, applied to training batches
+        only.
+    penalty : callable or None
+        ``penalty(module, x, codes, generator) -> scalar`` added to the mean
+        reconstruction error of every batch, training and validation.
+    seed : int
+        Seeds the module's initialisation, the shuffling and the noise; the
+        global random state is never touched.
+    shuffle : bool
+        Whether to shuffle training batches every epoch.
+    """
+
+    def __init__(
+        self, module, *args, corrupt=None, penalty=None, seed=0, shuffle=True, **kwargs
+    ):
+        super().__init__(module, *args, **kwargs)
+        self.corrupt = corrupt
+        self.penalty = penalty
+        self.seed = seed
+        self.shuffle = shuffle
+
+    @property
+    def _default_callbacks(self):
+        # skorch's defaults minus the epoch timer and the printed table.
+        return [
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("check_finite", _CheckFinite()),
+        ]
+
+    def initialize_module(self):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return super().initialize_module()
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.noise_generator = _stream_generator(
+            self.seed, _NOISE_STREAM, len(self.history), self.device
+        )
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        self.noise_generator = None
+
+    def get_iterator(self, dataset, training=False):
+        X = dataset.tensors[0]
+        generator = None
+        if training and self.shuffle:
+            generator = _stream_generator(
+                self.seed, _SHUFFLE_STREAM, len(self.history), X.device
+            )
+        return SliceIterator(X, min(self.batch_size, len(X)), generator)
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        x, _ = batch
+        x_in = x if self.corrupt is None else self.corrupt(x, self.noise_generator)
+        y_pred = self.infer(x_in, **fit_params)
+        loss = self.get_loss(y_pred, x, X=x_in, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def validation_step(self, batch, **fit_params):
+        # The penalty may need gradients (a Jacobian), so no torch.no_grad.
+        self._set_training(False)
+        x, _ = batch
+        y_pred = self.infer(x, **fit_params)
+        loss = self.get_loss(y_pred, x, X=x, training=False).detach()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        codes, output = y_pred
+        loss = self.criterion_(output, y_true).mean()
+        if self.penalty is not None:
+            loss = loss + self.penalty(self.module_, X, codes, self.noise_generator)
+        return loss

@@ -1,0 +1,185 @@
+"""Reconstruction losses and penalties, as pure torch functions.
+
+Every function reduces over the batch axis (``-2``) and the unit or feature
+axis (``-1``) only, so it works unchanged on tensors with leading axes, for
+example a leading "model" axis when several hyperparameter settings are
+trained at once as one batched model. Penalty weights are applied by the
+caller, so a weight may be a tensor broadcasting over those leading axes.
+"""
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "activation_derivative",
+    "contractive_closed_form",
+    "contractive_exact",
+    "contractive_projection",
+    "kl_divergence_sparsity",
+    "l1_sparsity",
+    "reconstruction_error",
+]
+
+# Clamp for the mean activation rho_hat, so that log(rho / rho_hat) and
+# log((1 - rho) / (1 - rho_hat)) stay finite when units saturate.
+_KL_EPS = 1e-6
+
+
+def reconstruction_error(output, target, loss):
+    """Per-sample reconstruction error, averaged over features.
+
+    Parameters
+    ----------
+    output : Tensor of shape (..., n_samples, n_features)
+        Decoder output: the reconstruction for ``"squared_error"``, the logits
+        of the reconstruction for ``"binary_cross_entropy"``.
+    target : Tensor of shape (..., n_samples, n_features)
+        Clean inputs.
+    loss : {"squared_error", "binary_cross_entropy"}
+
+    Returns
+    -------
+    error : Tensor of shape (..., n_samples)
+    """
+    if loss == "squared_error":
+        elementwise = (output - target).square()
+    else:
+        elementwise = F.binary_cross_entropy_with_logits(
+            output, target, reduction="none"
+        )
+    return elementwise.mean(dim=-1)
+
+
+def kl_divergence_sparsity(codes, target):
+    """KL-divergence sparsity penalty of logistic codes.
+
+    ``sum_j [rho log(rho / rho_hat_j) + (1 - rho) log((1 - rho) / (1 - rho_hat_j))]``
+    where ``rho_hat_j`` is the mean activation of unit ``j`` over the batch,
+    clamped away from 0 and 1.
+
+    Parameters
+    ----------
+    codes : Tensor of shape (..., n_samples, n_components)
+        Codes in (0, 1).
+    target : float or Tensor broadcasting to (..., 1)
+        The target mean activation rho, in (0, 1).
+
+    Returns
+    -------
+    penalty : Tensor of shape (...)
+    """
+    rho_hat = codes.mean(dim=-2).clamp(_KL_EPS, 1.0 - _KL_EPS)
+    rho = torch.as_tensor(target, dtype=codes.dtype, device=codes.device)
+    kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log(
+        (1 - rho) / (1 - rho_hat)
+    )
+    return kl.sum(dim=-1)
+
+
+def l1_sparsity(codes, decoder_weight):
+    """L1 sparsity penalty weighted by the norms of the decoder columns.
+
+    ``mean over batch of sum_j |h_j| * ||W_dec[:, j]||``. Weighting each code by
+    the norm of the decoder column it drives makes the penalty invariant to
+    scaling codes down and decoder weights up, so it cannot be lowered that
+    way without changing the reconstruction.
+
+    Parameters
+    ----------
+    codes : Tensor of shape (..., n_samples, n_components)
+    decoder_weight : Tensor of shape (..., n_out, n_components)
+        Weight of the first decoder layer (the one reading the codes).
+
+    Returns
+    -------
+    penalty : Tensor of shape (...)
+    """
+    column_norms = torch.linalg.vector_norm(decoder_weight, dim=-2)
+    return (codes.abs() * column_norms.unsqueeze(-2)).sum(dim=-1).mean(dim=-1)
+
+
+def activation_derivative(codes, activation):
+    """Derivative ``f'(a)`` of an activation, written in terms of ``f(a)``."""
+    if activation == "logistic":
+        return codes * (1 - codes)
+    if activation == "tanh":
+        return 1 - codes.square()
+    if activation == "relu":
+        return (codes > 0).to(codes.dtype)
+    return torch.ones_like(codes)
+
+
+def contractive_closed_form(codes, weight, activation):
+    """Squared Frobenius norm of the Jacobian of one encoder layer.
+
+    For ``h = f(W x + b)`` with an elementwise ``f``,
+    ``||dh/dx||_F^2 = sum_j f'(a_j)^2 ||W_j||^2``; averaged over the batch.
+
+    Parameters
+    ----------
+    codes : Tensor of shape (..., n_samples, n_components)
+        ``h``, the layer's output.
+    weight : Tensor of shape (..., n_components, n_features)
+        ``W``.
+    activation : {"identity", "logistic", "tanh", "relu"}
+
+    Returns
+    -------
+    penalty : Tensor of shape (...)
+    """
+    row_norms = weight.square().sum(dim=-1).unsqueeze(-2)
+    fprime = activation_derivative(codes, activation)
+    return (fprime.square() * row_norms).sum(dim=-1).mean(dim=-1)
+
+
+def contractive_exact(encode, x):
+    """Mean squared Frobenius norm of the exact encoder Jacobian.
+
+    Computed per sample with ``torch.func.vmap(torch.func.jacrev(encode))``;
+    exact for any encoder, but costs one backward pass per code unit.
+
+    Parameters
+    ----------
+    encode : callable
+        Maps a tensor of shape (n_features,) to (n_components,).
+    x : Tensor of shape (n_samples, n_features)
+
+    Returns
+    -------
+    penalty : Tensor of shape ()
+    """
+    jacobians = torch.func.vmap(torch.func.jacrev(encode))(x)
+    return jacobians.square().sum(dim=(-2, -1)).mean()
+
+
+def contractive_projection(encode, x, n_projections=1, generator=None):
+    """Unbiased random-projection estimate of the mean ``||dh/dx||_F^2``.
+
+    For ``u ~ N(0, I)`` in code space, ``E ||J^T u||^2 = ||J||_F^2``. Each
+    projection costs one vector-Jacobian product (a backward pass kept in the
+    graph so the estimate can be differentiated).
+
+    Parameters
+    ----------
+    encode : callable
+        Maps a tensor of shape (n_samples, n_features) to
+        (n_samples, n_components), row by row.
+    x : Tensor of shape (n_samples, n_features)
+    n_projections : int, default=1
+    generator : torch.Generator, default=None
+        Source of the projections.
+
+    Returns
+    -------
+    penalty : Tensor of shape ()
+    """
+    x = x.detach().requires_grad_(True)
+    codes = encode(x)
+    total = codes.new_zeros(())
+    for _ in range(n_projections):
+        u = torch.randn(
+            codes.shape, generator=generator, dtype=codes.dtype, device=codes.device
+        )
+        (vjp,) = torch.autograd.grad(codes, x, grad_outputs=u, create_graph=True)
+        total = total + vjp.square().sum(dim=-1).mean()
+    return total / n_projections

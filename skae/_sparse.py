@@ -1,0 +1,242 @@
+"""Sparse autoencoder: L1 or KL-divergence sparsity on the codes."""
+
+from functools import partial
+from numbers import Real
+
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import _BaseAutoencoder
+from ._objectives import kl_divergence_sparsity, l1_sparsity
+
+
+def _kl_penalty(module, x, codes, generator, *, weight, target):
+    return weight * kl_divergence_sparsity(codes, target)
+
+
+def _l1_penalty(module, x, codes, generator, *, weight):
+    return weight * l1_sparsity(codes, module.decoder_input_layer.weight)
+
+
+class SparseAutoencoder(_BaseAutoencoder):
+    """Autoencoder with sparse codes (L1 or KL-divergence sparsity).
+
+    Adds a sparsity penalty on the codes to the reconstruction error. With
+    ``activation="auto"`` the codes are logistic for KL sparsity and ReLU
+    for L1 sparsity.
+
+    Parameters
+    ----------
+    n_components : int, default=32
+        Size of the code.
+
+    sparsity : {"kl", "l1"}, default="kl"
+        Sparsity penalty. "kl": ``beta * sum_j KL(rho || rho_hat_j)``, where
+        ``rho_hat_j`` is the mean activation of code unit ``j`` over the
+        batch; it needs logistic codes. "l1": ``lambda * mean over batch of
+        sum_j |h_j| * ||W_dec[:, j]||``, weighted by the norm of the decoder
+        column each code drives, so that it cannot be lowered by shrinking
+        codes and growing decoder weights.
+
+    sparsity_weight : float, default=0.1
+        Weight of the sparsity penalty: beta for "kl", lambda for "l1".
+
+    sparsity_target : float, default=0.05
+        Target mean activation rho of each code unit, in (0, 1). Only used
+        with ``sparsity="kl"``.
+
+    hidden_layer_sizes : tuple of int, default=()
+        Sizes of the encoder layers between the input and the code. The
+        decoder mirrors them. The empty tuple gives one encoder layer.
+
+    activation : {"identity", "logistic", "tanh", "relu"}, default="tanh"
+        Activation of every encoder layer, the code layer included, and of
+        the decoder's hidden layers. The output layer is linear for
+        ``loss="squared_error"`` and logistic for
+        ``loss="binary_cross_entropy"``.
+
+    loss : {"squared_error", "binary_cross_entropy"}, default="squared_error"
+        Reconstruction loss, averaged over features. Binary cross-entropy
+        needs inputs in [0, 1].
+
+    solver : {"adam", "sgd"}, default="adam"
+        Optimizer: Adam, or SGD with Nesterov momentum 0.9.
+
+    learning_rate_init : float, default=1e-3
+        Learning rate of the optimizer.
+
+    alpha : float, default=1e-4
+        Strength of the L2 penalty on the weights (not on the biases).
+
+    batch_size : int, default=256
+        Size of the minibatches; clipped to the number of samples.
+
+    max_iter : int, default=200
+        Maximum number of epochs.
+
+    tol : float, default=1e-4
+        Tolerance for the optimization. When the loss (or, with early
+        stopping, the validation loss) does not improve by at least ``tol``
+        for ``n_iter_no_change`` consecutive epochs, training stops.
+
+    n_iter_no_change : int, default=10
+        Number of epochs without improvement by ``tol`` before training
+        stops.
+
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data,
+        stop when the loss on it stops improving, and restore the weights of
+        the best epoch. No data is held out when False.
+
+    validation_fraction : float, default=0.1
+        Proportion of the training data held out for early stopping. Only
+        used if ``early_stopping=True``.
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples in each epoch.
+
+    warm_start : bool, default=False
+        When True, ``fit`` continues training the previous model instead of
+        starting afresh.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the shuffling, the validation split
+        and any random corruption or estimate. Pass an int for reproducible
+        results across calls. The global random states of Python, NumPy and
+        torch are never used.
+
+    verbose : bool or int, default=False
+        Whether to show a progress bar with the current loss.
+
+    device : str, default="auto"
+        Where to train and infer: "auto" (CUDA when available, else MPS,
+        else CPU), "cpu", "cuda", "cuda:N" or "mps". Resolved in ``fit``.
+
+    callbacks : list of skorch callbacks or None, default=None
+        Extra callbacks of the skorch training engine, such as
+        ``skorch.callbacks.LRScheduler``, or ``(name, callback)`` pairs.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Weights of the code layer. Only set when ``hidden_layer_sizes=()``.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    n_iter_ : int
+        Number of epochs trained, over all calls to ``fit`` with
+        ``warm_start=True`` and to ``partial_fit``.
+
+    loss_curve_ : list of float
+        Training loss (reconstruction error plus penalties) of each epoch.
+
+    best_loss_ : float
+        Lowest value of ``loss_curve_``.
+
+    validation_scores_ : list of float
+        Negative validation loss of each epoch. Only set when
+        ``early_stopping=True``.
+
+    best_validation_score_ : float
+        Highest value of ``validation_scores_``. Only set when
+        ``early_stopping=True``.
+
+    net_ : skorch.NeuralNet
+        The trained skorch network holding the torch module.
+
+    See Also
+    --------
+    Autoencoder : Autoencoder without a penalty.
+    sklearn.neural_network.BernoulliRBM : Another learner of sparse binary
+        features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import SparseAutoencoder
+    >>> X = np.random.RandomState(0).uniform(size=(100, 8))
+    >>> sae = SparseAutoencoder(n_components=16, max_iter=5, random_state=0)
+    >>> sae.fit_transform(X).shape
+    (100, 16)
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseAutoencoder._parameter_constraints,
+        "sparsity": [StrOptions({"kl", "l1"})],
+        "sparsity_weight": [Interval(Real, 0, None, closed="left")],
+        "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
+        "activation": [StrOptions({"auto", "identity", "logistic", "tanh", "relu"})],
+    }
+
+    def __init__(
+        self,
+        n_components=32,
+        *,
+        sparsity="kl",
+        sparsity_weight=0.1,
+        sparsity_target=0.05,
+        hidden_layer_sizes=(),
+        activation="auto",
+        loss="squared_error",
+        solver="adam",
+        learning_rate_init=1e-3,
+        alpha=1e-4,
+        batch_size=256,
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        warm_start=False,
+        random_state=None,
+        verbose=False,
+        device="auto",
+        callbacks=None,
+    ):
+        super().__init__(
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            loss=loss,
+            solver=solver,
+            learning_rate_init=learning_rate_init,
+            alpha=alpha,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            shuffle=shuffle,
+            warm_start=warm_start,
+            random_state=random_state,
+            verbose=verbose,
+            device=device,
+            callbacks=callbacks,
+        )
+        self.sparsity = sparsity
+        self.sparsity_weight = sparsity_weight
+        self.sparsity_target = sparsity_target
+
+    def _resolve_activation(self):
+        if self.activation == "auto":
+            return "logistic" if self.sparsity == "kl" else "relu"
+        if self.sparsity == "kl" and self.activation != "logistic":
+            raise ValueError(
+                "sparsity='kl' needs codes in (0, 1), i.e. "
+                f"activation='logistic', got activation={self.activation!r}. "
+                "Use activation='logistic' (or 'auto'), or sparsity='l1'."
+            )
+        return self.activation
+
+    def _penalty(self):
+        if self.sparsity == "kl":
+            return partial(
+                _kl_penalty, weight=self.sparsity_weight, target=self.sparsity_target
+            )
+        return partial(_l1_penalty, weight=self.sparsity_weight)
