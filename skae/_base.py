@@ -23,8 +23,11 @@ from torch.utils.data import TensorDataset
 from ._engine import AutoencoderNet, ProgressBar, ReconstructionLoss, resolve_device
 from ._modules import AutoencoderModule
 
-# Rows per chunk at inference: bounds the memory of transform and friends.
-_INFERENCE_BATCH = 8192
+# Rows per block at inference. Every block has exactly this many rows (the
+# last one is zero-padded), so each row meets the same kernels whatever the
+# batch around it: results do not depend on batch composition or row order,
+# and memory stays bounded.
+_INFERENCE_BLOCK = 1024
 
 
 def _as_tensor(X, device):
@@ -323,15 +326,18 @@ class _BaseAutoencoder(
         return self.n_components
 
     def _map_rows(self, A, fn, n_out):
-        """Apply ``fn`` to A chunk by chunk, NumPy in and out, A's dtype out."""
+        """Apply ``fn`` to A block by block, NumPy in and out, A's dtype out."""
         module = self.net_.module_
         module.eval()
         device = torch.device(self.net_.device)
         out = np.empty((A.shape[0], n_out), dtype=A.dtype)
+        block = torch.zeros((_INFERENCE_BLOCK, A.shape[1]), device=device)
         with torch.inference_mode():
-            for start in range(0, A.shape[0], _INFERENCE_BATCH):
-                chunk = _as_tensor(A[start : start + _INFERENCE_BATCH], device)
-                out[start : start + _INFERENCE_BATCH] = fn(module, chunk).cpu().numpy()
+            for start in range(0, A.shape[0], _INFERENCE_BLOCK):
+                rows = A[start : start + _INFERENCE_BLOCK]
+                block[: len(rows)] = _as_tensor(rows, device)
+                block[len(rows) :] = 0
+                out[start : start + len(rows)] = fn(module, block)[: len(rows)].cpu()
         return out
 
     def transform(self, X):

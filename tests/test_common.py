@@ -1,0 +1,35 @@
+"""scikit-learn's estimator checks over every skae estimator."""
+
+import pytest
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
+
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+)
+
+FAST = dict(n_components=3, max_iter=5, batch_size=16, device="cpu", random_state=0)
+
+ESTIMATORS = [
+    Autoencoder(**FAST),
+    SparseAutoencoder(**FAST),
+    SparseAutoencoder(sparsity="l1", **FAST),
+    ContractiveAutoencoder(**FAST),
+    ContractiveAutoencoder(hidden_layer_sizes=(4,), **FAST),
+    DenoisingAutoencoder(**FAST),
+    DenoisingAutoencoder(noise="salt_and_pepper", **FAST),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible_estimator(estimator, check):
+    """Check that each estimator passes scikit-learn's estimator checks."""
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=repr)
+def test_param_validation(estimator):
+    """Check that every parameter is validated with a clear error."""
+    check_param_validation(type(estimator).__name__, estimator)
