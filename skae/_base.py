@@ -251,6 +251,7 @@ class _BaseAutoencoder(
 
         n_before = len(net.history) if net.initialized_ else 0
         callbacks = copy.deepcopy(self.callbacks) or []
+        own = {}
         stopper = None
         X_valid = None
         if not incremental:
@@ -263,13 +264,13 @@ class _BaseAutoencoder(
                 threshold_mode="abs",
                 load_best=self.early_stopping,
             )
-            callbacks.append(("stopping", stopper))
+            own["stopping"] = stopper
         epochs = 1 if incremental else self.max_iter
         if self.verbose:
-            callbacks.append(("progress", ProgressBar(epochs, type(self).__name__)))
+            own["progress"] = ProgressBar(epochs, type(self).__name__)
 
         device = torch.device(net.device)
-        net.callbacks = callbacks
+        net.callbacks = callbacks + list(own.items())
         net.train_split = None
         if X_valid is not None:
             valid = TensorDataset(_as_tensor(X_valid, device))
@@ -284,10 +285,11 @@ class _BaseAutoencoder(
                 f"{self.learning_rate_init}) or scale the input data."
             ) from exc
         finally:
-            # Drop references to the data and to per-fit callback state.
+            # Drop the data and this call's own callbacks; the user's stay on
+            # net_.callbacks_ for inspection.
             net.train_split = None
-            net.callbacks = None
-            net.initialize_callbacks()
+            net.callbacks = net.callbacks[: len(net.callbacks) - len(own)]
+            net.callbacks_ = [(n, cb) for n, cb in net.callbacks_ if n not in own]
 
         self.net_ = net
         self._record(net)

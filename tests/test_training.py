@@ -1,0 +1,154 @@
+"""The training record and its control: curves, stopping, continuation."""
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback, LRScheduler
+
+from skae import Autoencoder, DenoisingAutoencoder, SparseAutoencoder
+
+
+@pytest.fixture(scope="module")
+def X():
+    rng = np.random.RandomState(0)
+    latent = rng.normal(size=(400, 4))
+    return (latent @ rng.normal(size=(4, 12)) + 0.1 * rng.normal(size=(400, 12))).astype(
+        np.float32
+    )
+
+
+class _RecordWeights(Callback):
+    """Keep a copy of the module's weights after every epoch."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.weights_ = []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.weights_.append(copy.deepcopy(net.module_.state_dict()))
+
+
+def test_training_record(X):
+    """Check that loss_curve_, n_iter_ and best_loss_ describe the training."""
+    ae = Autoencoder(n_components=3, max_iter=12, tol=0.0, device="cpu", random_state=0)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations \\(12\\)"):
+        ae.fit(X)
+    assert ae.n_iter_ == 12
+    assert len(ae.loss_curve_) == 12
+    assert all(isinstance(v, float) and np.isfinite(v) for v in ae.loss_curve_)
+    assert ae.best_loss_ == min(ae.loss_curve_)
+    assert ae.loss_curve_[-1] < ae.loss_curve_[0]
+    assert not hasattr(ae, "validation_scores_")
+
+
+def test_tol_stops_training_without_convergence_warning(X):
+    """Check that no improvement by tol for n_iter_no_change epochs stops training."""
+    ae = Autoencoder(
+        n_components=3, max_iter=50, tol=1e6, n_iter_no_change=3, device="cpu",
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ae.fit(X)
+    # The first epoch sets the best loss; three more fail to beat it by tol.
+    assert ae.n_iter_ == 4
+
+
+def test_early_stopping_restores_best_weights():
+    """Check that early stopping restores the weights of the best validation epoch."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 30)).astype(np.float32)  # noise: easy to overfit
+    ae = Autoencoder(
+        n_components=30, hidden_layer_sizes=(128,), learning_rate_init=1e-2,
+        early_stopping=True, validation_fraction=0.3, n_iter_no_change=5,
+        max_iter=200, batch_size=8, device="cpu", random_state=0,
+        callbacks=[("record", _RecordWeights())],
+    )
+    ae.fit(X)
+    weights = dict(ae.net_.callbacks_)["record"].weights_
+    scores = ae.validation_scores_
+    assert len(scores) == ae.n_iter_ == len(weights) < 200
+    best = int(np.argmax(scores))
+    assert ae.best_validation_score_ == scores[best]
+    # Overfitting made the validation loss rise after its best epoch ...
+    assert best < ae.n_iter_ - 1
+    # ... and the model holds that epoch's weights, not the last ones.
+    final = ae.net_.module_.state_dict()
+    for name, value in final.items():
+        torch.testing.assert_close(value, weights[best][name], rtol=0, atol=0)
+    assert any(not torch.equal(final[k], weights[-1][k]) for k in final)
+
+
+def test_early_stopping_needs_samples_on_both_sides():
+    """Check that a validation split that leaves a side empty is a clear error."""
+    ae = Autoencoder(n_components=2, early_stopping=True, device="cpu")
+    with pytest.raises(ValueError, match="validation_fraction"):
+        ae.fit(np.ones((3, 4)))
+
+
+def test_partial_fit_trains_one_epoch_per_call(X):
+    """Check that partial_fit initialises once, then continues one epoch a call."""
+    ae = SparseAutoencoder(n_components=4, device="cpu", random_state=0)
+    for call in range(1, 6):
+        ae.partial_fit(X)
+        assert ae.n_iter_ == call == len(ae.loss_curve_)
+    assert ae.loss_curve_[-1] < ae.loss_curve_[0]
+    before = ae.transform(X)
+    ae.partial_fit(X)
+    assert ae.n_iter_ == 6
+    assert not np.array_equal(ae.transform(X), before)
+    with pytest.raises(ValueError, match="features"):
+        ae.partial_fit(X[:, :5])
+
+
+def test_warm_start_continues_training(X):
+    """Check that warm_start=True continues from the fitted model."""
+    params = dict(n_components=3, max_iter=5, tol=0.0, device="cpu", random_state=0)
+    cold = Autoencoder(**params)
+    with pytest.warns(ConvergenceWarning):
+        first = cold.fit(X).loss_curve_
+        again = cold.fit(X).loss_curve_
+    assert again == first  # a cold refit starts afresh, identically
+
+    warm = Autoencoder(warm_start=True, **params)
+    with pytest.warns(ConvergenceWarning):
+        warm.fit(X)
+        warm.fit(X)
+    assert warm.n_iter_ == 10
+    assert warm.loss_curve_[:5] == first
+    assert warm.loss_curve_[5] < first[0]
+
+
+def test_verbose_shows_progress_bar_with_loss(X, capsys):
+    """Check that verbose shows a tqdm bar over epochs with the current loss."""
+    DenoisingAutoencoder(n_components=3, max_iter=3, verbose=1, device="cpu").fit(X)
+    err = capsys.readouterr().err
+    assert "DenoisingAutoencoder" in err
+    assert "3/3" in err
+    assert "loss=" in err
+
+
+def test_silent_by_default(X, capsys):
+    """Check that nothing is printed when verbose=False."""
+    Autoencoder(n_components=3, max_iter=2, device="cpu").fit(X)
+    captured = capsys.readouterr()
+    assert captured.out == captured.err == ""
+
+
+def test_skorch_callbacks_learning_rate_scheduler(X):
+    """Check that a skorch LRScheduler in callbacks drives the learning rate."""
+    scheduler = LRScheduler(policy="StepLR", step_size=1, gamma=0.5)
+    ae = Autoencoder(
+        n_components=3, max_iter=4, tol=0.0, learning_rate_init=0.01, device="cpu",
+        random_state=0, callbacks=[scheduler],
+    )
+    with pytest.warns(ConvergenceWarning):
+        ae.fit(X)
+    for group in ae.net_.optimizer_.param_groups:
+        assert group["lr"] == pytest.approx(0.01 * 0.5**4)
+    # The estimator's parameter is left as given.
+    assert ae.callbacks[0] is scheduler
+    assert not hasattr(scheduler, "lr_scheduler_")
