@@ -26,8 +26,10 @@ class Autoencoder(_BaseAutoencoder):
         ``loss="binary_cross_entropy"``.
 
     loss : {"squared_error", "binary_cross_entropy"}, default="squared_error"
-        Reconstruction loss, averaged over features. Binary cross-entropy
-        needs inputs in [0, 1].
+        Reconstruction loss. Training minimises its sum over features,
+        averaged over samples, plus any penalty, as in the autoencoder
+        literature; ``score_samples`` reports its mean over features. Binary
+        cross-entropy needs inputs in [0, 1].
 
     solver : {"adam", "sgd"}, default="adam"
         Optimizer: Adam, or SGD with Nesterov momentum 0.9.
@@ -103,7 +105,8 @@ class Autoencoder(_BaseAutoencoder):
         ``warm_start=True`` and to ``partial_fit``.
 
     loss_curve_ : list of float
-        Training loss (reconstruction error plus penalties) of each epoch.
+        Training loss of each epoch: the reconstruction error summed over
+        features and averaged over samples, plus any penalty.
 
     best_loss_ : float
         Lowest value of ``loss_curve_``.

@@ -411,7 +411,7 @@ class _BaseAutoencoder(
 
         def error(module, x):
             _, output = module(x)
-            return -criterion(output, x).unsqueeze(-1)
+            return -(criterion(output, x) / x.shape[-1]).unsqueeze(-1)
 
         return self._map_rows(X, error, 1)[:, 0]
 

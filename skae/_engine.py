@@ -115,7 +115,7 @@ class SliceIterator:
 
 
 class ReconstructionLoss(nn.Module):
-    """Per-sample reconstruction error (mean over features), as a criterion."""
+    """Per-sample reconstruction error (summed over features), as a criterion."""
 
     def __init__(self, loss="squared_error"):
         super().__init__()

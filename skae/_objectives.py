@@ -26,7 +26,7 @@ _KL_EPS = 1e-6
 
 
 def reconstruction_error(output, target, loss):
-    """Per-sample reconstruction error, averaged over features.
+    """Per-sample reconstruction error, summed over features.
 
     Parameters
     ----------
@@ -40,6 +40,8 @@ def reconstruction_error(output, target, loss):
     Returns
     -------
     error : Tensor of shape (..., n_samples)
+        ``sum_i (x_i - x_hat_i)^2`` or
+        ``-sum_i [x_i log x_hat_i + (1 - x_i) log(1 - x_hat_i)]``.
     """
     if loss == "squared_error":
         elementwise = (output - target).square()
@@ -47,7 +49,7 @@ def reconstruction_error(output, target, loss):
         elementwise = F.binary_cross_entropy_with_logits(
             output, target, reduction="none"
         )
-    return elementwise.mean(dim=-1)
+    return elementwise.sum(dim=-1)
 
 
 def kl_divergence_sparsity(codes, target):

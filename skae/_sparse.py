@@ -48,15 +48,18 @@ class SparseAutoencoder(_BaseAutoencoder):
         Sizes of the encoder layers between the input and the code. The
         decoder mirrors them. The empty tuple gives one encoder layer.
 
-    activation : {"identity", "logistic", "tanh", "relu"}, default="tanh"
+    activation : {"auto", "identity", "logistic", "tanh", "relu"}, default="auto"
         Activation of every encoder layer, the code layer included, and of
         the decoder's hidden layers. The output layer is linear for
         ``loss="squared_error"`` and logistic for
-        ``loss="binary_cross_entropy"``.
+        ``loss="binary_cross_entropy"``. "auto" is "logistic" for
+        ``sparsity="kl"``, which needs it, and "relu" for ``sparsity="l1"``.
 
     loss : {"squared_error", "binary_cross_entropy"}, default="squared_error"
-        Reconstruction loss, averaged over features. Binary cross-entropy
-        needs inputs in [0, 1].
+        Reconstruction loss. Training minimises its sum over features,
+        averaged over samples, plus any penalty, as in the autoencoder
+        literature; ``score_samples`` reports its mean over features. Binary
+        cross-entropy needs inputs in [0, 1].
 
     solver : {"adam", "sgd"}, default="adam"
         Optimizer: Adam, or SGD with Nesterov momentum 0.9.
@@ -132,7 +135,8 @@ class SparseAutoencoder(_BaseAutoencoder):
         ``warm_start=True`` and to ``partial_fit``.
 
     loss_curve_ : list of float
-        Training loss (reconstruction error plus penalties) of each epoch.
+        Training loss of each epoch: the reconstruction error summed over
+        features and averaged over samples, plus any penalty.
 
     best_loss_ : float
         Lowest value of ``loss_curve_``.

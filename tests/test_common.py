@@ -33,3 +33,16 @@ def test_sklearn_compatible_estimator(estimator, check):
 def test_param_validation(estimator):
     """Check that every parameter is validated with a clear error."""
     check_param_validation(type(estimator).__name__, estimator)
+
+
+def test_shared_docstrings_are_identical():
+    """Check that the shared parameters and attributes read the same everywhere."""
+    pytest.importorskip("numpydoc")
+    from sklearn.utils._testing import assert_docstring_consistency
+
+    assert_docstring_consistency(
+        [Autoencoder, SparseAutoencoder, ContractiveAutoencoder, DenoisingAutoencoder],
+        include_params=True,
+        exclude_params=["activation"],  # options and default differ by class
+        include_attrs=True,
+    )
