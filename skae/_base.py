@@ -197,6 +197,13 @@ class _BaseAutoencoder(
 
     def _build_net(self, X, seed):
         device = resolve_device(self.device)
+        # Centre the encoder's input and start the decoder at the best
+        # constant reconstruction: the mean, or its logit for cross-entropy.
+        mean = X.mean(axis=0, dtype=np.float64)
+        output_bias = mean
+        if self.loss == "binary_cross_entropy":
+            clipped = np.clip(mean, 1e-3, 1 - 1e-3)
+            output_bias = np.log(clipped / (1 - clipped))
         if self.solver == "adam":
             optimizer = torch.optim.Adam
             solver_kwargs = {"optimizer__fused": device.type in ("cpu", "cuda")}
@@ -209,6 +216,8 @@ class _BaseAutoencoder(
             module__n_components=self.n_components,
             module__hidden_layer_sizes=self._hidden_layer_sizes(),
             module__activation=self._resolve_activation(),
+            module__input_offset=mean,
+            module__output_bias=output_bias,
             criterion=ReconstructionLoss,
             criterion__loss=self.loss,
             optimizer=optimizer,

@@ -1,5 +1,6 @@
 """The torch modules: a fully connected encoder and its mirrored decoder."""
 
+import torch
 from torch import nn
 
 __all__ = ["AutoencoderModule"]
@@ -36,14 +37,36 @@ class AutoencoderModule(nn.Module):
     hidden_layer_sizes : tuple of int
         Encoder layers between the input and the code.
     activation : {"identity", "logistic", "tanh", "relu"}
+    input_offset : array-like of shape (n_features,), default=None
+        Subtracted from the input before encoding (the training data's mean
+        centres the encoder's input). Zero when None.
+    output_bias : array-like of shape (n_features,), default=None
+        Initial bias of the decoder's output layer, e.g. the data mean (or
+        its logit for binary cross-entropy), so that training starts from
+        the best constant reconstruction. torch's default when None.
     """
 
-    def __init__(self, n_features, n_components, hidden_layer_sizes, activation):
+    def __init__(
+        self,
+        n_features,
+        n_components,
+        hidden_layer_sizes,
+        activation,
+        input_offset=None,
+        output_bias=None,
+    ):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes, n_components]
         self.activation = activation
         self.encoder = _stack(sizes, activation, last_activation=True)
         self.decoder = _stack(sizes[::-1], activation, last_activation=False)
+        offset = torch.zeros(n_features)
+        if input_offset is not None:
+            offset = torch.as_tensor(input_offset, dtype=torch.float32)
+        self.register_buffer("input_offset", offset)
+        if output_bias is not None:
+            with torch.no_grad():
+                self.decoder[-1].bias.copy_(torch.as_tensor(output_bias))
 
     @property
     def code_layer(self):
@@ -56,11 +79,11 @@ class AutoencoderModule(nn.Module):
         return self.decoder[0]
 
     def encode(self, x):
-        return self.encoder(x)
+        return self.encoder(x - self.input_offset)
 
     def decode(self, codes):
         return self.decoder(codes)
 
     def forward(self, x):
-        codes = self.encoder(x)
+        codes = self.encode(x)
         return codes, self.decoder(codes)

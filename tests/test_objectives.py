@@ -638,11 +638,13 @@ def test_denoising_inference_never_corrupts(noise, clean_data, infer_calls):
     np.testing.assert_array_equal(Z, Z_again)
     np.testing.assert_array_equal(X_hat, X_hat_again)
     assert score == score_again
-    # The encoder saw exactly the clean rows (then zero padding), and the
-    # decoder exactly the clean codes.
+    # The encoder's layers saw exactly the clean rows, centred by the
+    # module's input offset (then centred zero padding), and the decoder
+    # exactly the clean codes.
+    offset = module.input_offset.numpy()
     for rows in (seen_transform["encoder"], seen_score["encoder"]):
-        np.testing.assert_array_equal(rows[:n], X)
-        assert not rows[n:].any()
+        np.testing.assert_array_equal(rows[:n], X.astype(np.float32) - offset)
+        np.testing.assert_array_equal(rows[n:], np.broadcast_to(-offset, rows[n:].shape))
     assert seen_transform["decoder"] is None and seen_inverse["encoder"] is None
     np.testing.assert_array_equal(seen_score["decoder"][:n], Z)
     np.testing.assert_array_equal(seen_inverse["decoder"][:n], Z)
