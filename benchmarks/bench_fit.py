@@ -107,8 +107,10 @@ def bare_fit(X_np, k, epochs, device, seed=0):
     named = list(model.named_parameters())
     groups = [
         {"params": [p for name, p in named if not name.endswith("bias")]},
-        {"params": [p for name, p in named if name.endswith("bias")],
-         "weight_decay": 0.0},
+        {
+            "params": [p for name, p in named if name.endswith("bias")],
+            "weight_decay": 0.0,
+        },
     ]
     optimizer = torch.optim.Adam(
         groups, lr=LR, weight_decay=ALPHA, fused=device.type in ("cpu", "cuda")
@@ -162,9 +164,11 @@ def skae_fit(X_np, k, epochs, device, seed=0):
 def run_problem(name, cfg, device, log):
     X = make_data(cfg["n"], cfg["d"])
     k, epochs, repeats = cfg["k"], cfg["epochs"], cfg["repeats"]
-    log(f"\n[{name}] X {X.shape[0]}x{X.shape[1]} -> {k} codes, "
+    log(
+        f"\n[{name}] X {X.shape[0]}x{X.shape[1]} -> {k} codes, "
         f"{epochs} epochs x {repeats} repeats, "
-        f"{-(-X.shape[0] // BATCH_SIZE)} batches/epoch")
+        f"{-(-X.shape[0] // BATCH_SIZE)} batches/epoch"
+    )
     # Warm-up: one short fit of each (allocator, kernels, imports, lazy init).
     bare_fit(X, k, 1, device)
     skae_fit(X, k, 1, device)
@@ -181,9 +185,11 @@ def run_problem(name, cfg, device, log):
             wall[side].append(w / epochs)
             cpu[side].append(c / epochs)
             losses[side] = loss
-            log(f"  repeat {r + 1}/{repeats} {side:4s}: {w:7.3f} s wall, "
+            log(
+                f"  repeat {r + 1}/{repeats} {side:4s}: {w:7.3f} s wall, "
                 f"{c:7.3f} s cpu ({w / epochs:.4f} s/epoch, "
-                f"last loss {loss:.4f})")
+                f"last loss {loss:.4f})"
+            )
     med = {side: statistics.median(v) for side, v in wall.items()}
     return dict(
         problem=f"{name} {X.shape[0]}x{X.shape[1]}->{k}",
@@ -210,10 +216,17 @@ def per_step(name, cfg, device, log):
     from skorch.dataset import get_len
 
     X_np = make_data(cfg["n"], cfg["d"])
-    est = Autoencoder(n_components=cfg["k"], hidden_layer_sizes=(),
-                      activation=ACTIVATION, learning_rate_init=LR, alpha=ALPHA,
-                      batch_size=BATCH_SIZE, max_iter=1, device=str(device),
-                      random_state=0)
+    est = Autoencoder(
+        n_components=cfg["k"],
+        hidden_layer_sizes=(),
+        activation=ACTIVATION,
+        learning_rate_init=LR,
+        alpha=ALPHA,
+        batch_size=BATCH_SIZE,
+        max_iter=1,
+        device=str(device),
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X_np)
@@ -231,10 +244,17 @@ def per_step(name, cfg, device, log):
         model = AutoencoderModule(cfg["d"], cfg["k"], (), ACTIVATION).to(device)
     named = list(model.named_parameters())
     optimizer = torch.optim.Adam(
-        [{"params": [p for nm, p in named if not nm.endswith("bias")]},
-         {"params": [p for nm, p in named if nm.endswith("bias")],
-          "weight_decay": 0.0}],
-        lr=LR, weight_decay=ALPHA, fused=device.type in ("cpu", "cuda"))
+        [
+            {"params": [p for nm, p in named if not nm.endswith("bias")]},
+            {
+                "params": [p for nm, p in named if nm.endswith("bias")],
+                "weight_decay": 0.0,
+            },
+        ],
+        lr=LR,
+        weight_decay=ALPHA,
+        fused=device.type in ("cpu", "cuda"),
+    )
     model.train()
     chunk = cfg["chunk"]
 
@@ -269,7 +289,7 @@ def per_step(name, cfg, device, log):
         run(0)
     times = {side: [] for side in runners}
     for r in range(cfg["chunks"]):
-        for side in (("bare", "skae") if r % 2 == 0 else ("skae", "bare")):
+        for side in ("bare", "skae") if r % 2 == 0 else ("skae", "bare"):
             _sync(device)
             start = time.perf_counter()
             runners[side](r * chunk)
@@ -286,37 +306,53 @@ def per_step(name, cfg, device, log):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch.set_num_threads (default: torch's default "
-                             "on this machine, %(default)s)")
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer epochs and repeats")
-    parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS),
-                        default=list(PROBLEMS))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch.set_num_threads (default: torch's default "
+        "on this machine, %(default)s)",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
+    parser.add_argument(
+        "--problems", nargs="+", choices=sorted(PROBLEMS), default=list(PROBLEMS)
+    )
     parser.add_argument("--repeats", type=int, help="override repeats")
     parser.add_argument("--epochs", type=int, help="override epochs")
-    parser.add_argument("--per-step", action="store_true",
-                        help="also time single steps (min over short chunks): "
-                             "skorch's per-batch overhead, robust to other "
-                             "load on the machine")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="print the table only")
+    parser.add_argument(
+        "--per-step",
+        action="store_true",
+        help="also time single steps (min over short chunks): "
+        "skorch's per-batch overhead, robust to other "
+        "load on the machine",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print the table only"
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
 
-    print(f"torch {torch.__version__}, skae {getattr(skae, '__version__', '?')}, "
-          f"python {sys.version.split()[0]}")
-    print(f"device {device}, torch threads {torch.get_num_threads()}, "
-          f"batch_size {BATCH_SIZE}, activation {ACTIVATION}, Adam(fused) "
-          f"lr {LR} alpha {ALPHA}")
+    print(
+        f"torch {torch.__version__}, skae {getattr(skae, '__version__', '?')}, "
+        f"python {sys.version.split()[0]}"
+    )
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, "
+        f"batch_size {BATCH_SIZE}, activation {ACTIVATION}, Adam(fused) "
+        f"lr {LR} alpha {ALPHA}"
+    )
     print("loss: squared error summed over features, then mean over the batch")
-    print("loss bookkeeping: skae/skorch = loss.item() every batch; "
-          "bare = sum of loss.detach() on device, .item() once per epoch")
-    print("timed: skae = full est.fit(X_numpy); bare = torch.from_numpy + "
-          "model/optimizer construction + loop")
+    print(
+        "loss bookkeeping: skae/skorch = loss.item() every batch; "
+        "bare = sum of loss.detach() on device, .item() once per epoch"
+    )
+    print(
+        "timed: skae = full est.fit(X_numpy); bare = torch.from_numpy + "
+        "model/optimizer construction + loop"
+    )
 
     results = []
     t0 = time.perf_counter()
@@ -331,41 +367,57 @@ def main(argv=None):
         results.append(run_problem(name, cfg, device, log))
 
     print()
-    header = (f"{'problem':<24} {'bare s/epoch':>13} {'skae s/epoch':>13} "
-              f"{'ratio':>7} {'target':>7}  result   "
-              f"{'min-ratio':>9} {'cpu-ratio':>9}")
+    header = (
+        f"{'problem':<24} {'bare s/epoch':>13} {'skae s/epoch':>13} "
+        f"{'ratio':>7} {'target':>7}  result   "
+        f"{'min-ratio':>9} {'cpu-ratio':>9}"
+    )
     print(header)
     print("-" * len(header))
     for res in results:
         verdict = "PASS" if res["ratio"] <= res["target"] else "FAIL"
-        print(f"{res['problem']:<24} {res['bare']:>13.4f} {res['skae']:>13.4f} "
-              f"{res['ratio']:>6.2f}x {res['target']:>6.2f}x  {verdict:<6}   "
-              f"{res['ratio_min']:>8.2f}x {res['ratio_cpu']:>8.2f}x")
-    print("ratio = median skae s/epoch / median bare s/epoch (wall clock; "
-          "decides pass/fail); min-ratio = fastest / fastest; cpu-ratio = "
-          "process CPU time, less sensitive to other load on the machine")
+        print(
+            f"{res['problem']:<24} {res['bare']:>13.4f} {res['skae']:>13.4f} "
+            f"{res['ratio']:>6.2f}x {res['target']:>6.2f}x  {verdict:<6}   "
+            f"{res['ratio_min']:>8.2f}x {res['ratio_cpu']:>8.2f}x"
+        )
+    print(
+        "ratio = median skae s/epoch / median bare s/epoch (wall clock; "
+        "decides pass/fail); min-ratio = fastest / fastest; cpu-ratio = "
+        "process CPU time, less sensitive to other load on the machine"
+    )
     print()
     for res in results:
         spread = "; ".join(
             f"{side} {min(v):.4f}-{max(v):.4f}" for side, v in res["wall"].items()
         )
-        print(f"{res['problem']}: s/epoch range {spread}; last-epoch loss "
-              f"bare {res['losses']['bare']:.4f}, skae {res['losses']['skae']:.4f}")
+        print(
+            f"{res['problem']}: s/epoch range {spread}; last-epoch loss "
+            f"bare {res['losses']['bare']:.4f}, skae {res['losses']['skae']:.4f}"
+        )
     if os.getloadavg()[0] > os.cpu_count():
-        print(f"WARNING: load average {os.getloadavg()[0]:.1f} exceeds "
-              f"{os.cpu_count()} CPUs; other processes distort these timings.")
+        print(
+            f"WARNING: load average {os.getloadavg()[0]:.1f} exceeds "
+            f"{os.cpu_count()} CPUs; other processes distort these timings."
+        )
     if args.per_step:
         print()
-        rows = [per_step(name, {**PROBLEMS[name], **PER_STEP[name]}, device, log)
-                for name in args.problems]
-        print(f"{'per step (us)':<14} {'bare min':>9} {'skae min':>9} "
-              f"{'overhead':>9} {'ratio':>6}   {'bare p10':>9} {'skae p10':>9} "
-              f"{'bare med':>9} {'skae med':>9}")
+        rows = [
+            per_step(name, {**PROBLEMS[name], **PER_STEP[name]}, device, log)
+            for name in args.problems
+        ]
+        print(
+            f"{'per step (us)':<14} {'bare min':>9} {'skae min':>9} "
+            f"{'overhead':>9} {'ratio':>6}   {'bare p10':>9} {'skae p10':>9} "
+            f"{'bare med':>9} {'skae med':>9}"
+        )
         for name, out in rows:
             b, s_ = out["bare"], out["skae"]
-            print(f"{name:<14} {b[0]:>9.1f} {s_[0]:>9.1f} {s_[0] - b[0]:>+9.1f} "
-                  f"{s_[0] / b[0]:>5.2f}x   {b[1]:>9.1f} {s_[1]:>9.1f} "
-                  f"{b[2]:>9.1f} {s_[2]:>9.1f}")
+            print(
+                f"{name:<14} {b[0]:>9.1f} {s_[0]:>9.1f} {s_[0] - b[0]:>+9.1f} "
+                f"{s_[0] / b[0]:>5.2f}x   {b[1]:>9.1f} {s_[1]:>9.1f} "
+                f"{b[2]:>9.1f} {s_[2]:>9.1f}"
+            )
     print(f"total wall time {time.perf_counter() - t0:.1f} s")
     return 0 if all(r["ratio"] <= r["target"] for r in results) else 1
 

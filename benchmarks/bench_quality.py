@@ -107,13 +107,21 @@ KL_TARGETS = (0.01, 0.05, 0.1)
 L1_WEIGHTS = (0.01, 0.1, 1.0)
 PCA_DENOISE_KS = (4, 8, 12, 16, 24, 32, 48)
 KPCA_GRID = (
-    {"n_components": [32, 64, 128, 256], "gamma": [0.01, 0.02, 0.05],
-     "alpha": [1e-2, 1e-1, 1.0]},
+    {
+        "n_components": [32, 64, 128, 256],
+        "gamma": [0.01, 0.02, 0.05],
+        "alpha": [1e-2, 1e-1, 1.0],
+    },
     {"n_components": [32, 128], "gamma": [0.01, 0.02], "alpha": [1e-2, 1e-1]},
 )
 SEARCH_GRID = (
-    ({"sae__sparsity_weight": [0.1, 0.3, 1, 3],
-      "sae__sparsity_target": [0.02, 0.05, 0.1]}, 5),
+    (
+        {
+            "sae__sparsity_weight": [0.1, 0.3, 1, 3],
+            "sae__sparsity_target": [0.02, 0.05, 0.1],
+        },
+        5,
+    ),
     ({"sae__sparsity_weight": [0.1, 1], "sae__sparsity_target": [0.02, 0.05]}, 3),
 )
 
@@ -210,14 +218,16 @@ def item_linear_oracle(cfg):
         pca = PCA(n_components=k, random_state=SEED).fit(X)
         pca_mse = reconstruction_mse(pca, X, X)
         ratio = ae_mse / pca_mse
-        rows.append(Row(
-            "1 linear oracle",
-            f"train MSE, linear AE k={k}",
-            ratio_value(ae_mse, ratio),
-            f"PCA({k}) {pca_mse:.5f}",
-            f"ratio <= {LINEAR_RATIO_TARGET}",
-            ratio <= LINEAR_RATIO_TARGET,
-        ))
+        rows.append(
+            Row(
+                "1 linear oracle",
+                f"train MSE, linear AE k={k}",
+                ratio_value(ae_mse, ratio),
+                f"PCA({k}) {pca_mse:.5f}",
+                f"ratio <= {LINEAR_RATIO_TARGET}",
+                ratio <= LINEAR_RATIO_TARGET,
+            )
+        )
     return rows
 
 
@@ -232,14 +242,16 @@ def item_nonlinear(cfg):
         pca = PCA(n_components=k, random_state=SEED).fit(X_train)
         pca_mse = reconstruction_mse(pca, X_test, X_test)
         ratio = ae_mse / pca_mse
-        rows.append(Row(
-            "2 nonlinear > linear",
-            f"test MSE, default AE k={k}",
-            ratio_value(ae_mse, ratio),
-            f"PCA({k}) {pca_mse:.5f}",
-            "ratio < 1",
-            ratio < 1,
-        ))
+        rows.append(
+            Row(
+                "2 nonlinear > linear",
+                f"test MSE, default AE k={k}",
+                ratio_value(ae_mse, ratio),
+                f"PCA({k}) {pca_mse:.5f}",
+                "ratio < 1",
+                ratio < 1,
+            )
+        )
     return rows
 
 
@@ -305,9 +317,11 @@ def item_features(cfg):
     sae100 = sae_pipeline(100)
     sae100_acc = fit_accuracy(sae100, data, "SAE(100)")
     est = sae100.named_steps["sae"]
-    log(f"      SAE(100): sparsity={est.sparsity}, loss={est.loss}, "
+    log(
+        f"      SAE(100): sparsity={est.sparsity}, loss={est.loss}, "
         f"activation={est.net_.module_.activation}, "
-        f"n_iter_={est.n_iter_}/{est.max_iter}")
+        f"n_iter_={est.n_iter_}/{est.max_iter}"
+    )
     sae400 = sae_pipeline(400)
     sae400_acc = fit_accuracy(sae400, data, "SAE(400)")
     est = sae400.named_steps["sae"]
@@ -315,14 +329,30 @@ def item_features(cfg):
 
     rbm_ref = f"BernoulliRBM(100) {rbm_acc:.4f}"
     rows = [
-        Row("3 features", "test acc., SAE(100)+logistic", f"{sae100_acc:.4f}",
-            rbm_ref, ">= RBM", sae100_acc >= rbm_acc),
-        Row("3 features", "test acc., SAE(100)+logistic", f"{sae100_acc:.4f}",
-            f"raw-pixel logistic {raw_acc:.4f}", ">= raw pixels",
-            sae100_acc >= raw_acc),
-        Row("3 features", "test acc., SAE(400)+logistic", f"{sae400_acc:.4f}",
-            rbm_ref, f">= {SAE400_ACCURACY_TARGET}",
-            sae400_acc >= SAE400_ACCURACY_TARGET),
+        Row(
+            "3 features",
+            "test acc., SAE(100)+logistic",
+            f"{sae100_acc:.4f}",
+            rbm_ref,
+            ">= RBM",
+            sae100_acc >= rbm_acc,
+        ),
+        Row(
+            "3 features",
+            "test acc., SAE(100)+logistic",
+            f"{sae100_acc:.4f}",
+            f"raw-pixel logistic {raw_acc:.4f}",
+            ">= raw pixels",
+            sae100_acc >= raw_acc,
+        ),
+        Row(
+            "3 features",
+            "test acc., SAE(400)+logistic",
+            f"{sae400_acc:.4f}",
+            rbm_ref,
+            f">= {SAE400_ACCURACY_TARGET}",
+            sae400_acc >= SAE400_ACCURACY_TARGET,
+        ),
     ]
     if cfg.skip_search:
         log("    grid search skipped (--skip-search)")
@@ -336,17 +366,21 @@ def item_features(cfg):
     test_acc = float(search.score(X_test, y_test))
     best = ", ".join(f"{k.split('__')[1]}={v}" for k, v in search.best_params_.items())
     n_candidates = len(search.cv_results_["params"])
-    log(f"    grid search ({n_candidates} candidates x {cv} folds): best {best}, "
+    log(
+        f"    grid search ({n_candidates} candidates x {cv} folds): best {best}, "
         f"CV {search.best_score_:.4f}, test {test_acc:.4f}, "
-        f"{time.perf_counter() - start:.1f} s")
-    rows.append(Row(
-        "3 features",
-        f"SAE(100) search {n_candidates}x cv={cv}: {best}",
-        f"test {test_acc:.4f} (CV {search.best_score_:.4f})",
-        rbm_ref,
-        "none (info)",
-        None,
-    ))
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    rows.append(
+        Row(
+            "3 features",
+            f"SAE(100) search {n_candidates}x cv={cv}: {best}",
+            f"test {test_acc:.4f} (CV {search.best_score_:.4f})",
+            rbm_ref,
+            "none (info)",
+            None,
+        )
+    )
     return rows
 
 
@@ -362,45 +396,59 @@ def item_sparsity(cfg):
     rows = []
     for rho in KL_TARGETS:
         sae = SparseAutoencoder(
-            n_components=100, sparsity="kl", sparsity_target=rho,
-            random_state=SEED, device=cfg.device,
+            n_components=100,
+            sparsity="kl",
+            sparsity_target=rho,
+            random_state=SEED,
+            device=cfg.device,
         )
         fit_skae(sae, X_train, f"KL rho={rho}")
         unit_means = sae.transform(X_test).mean(axis=0)
         mean_activation = float(unit_means.mean())
-        log(f"    KL rho={rho}: mean activation {mean_activation:.4f} (per unit "
+        log(
+            f"    KL rho={rho}: mean activation {mean_activation:.4f} (per unit "
             f"{unit_means.min():.4f}..{unit_means.max():.4f}), test MSE "
-            f"{reconstruction_mse(sae, X_test, X_test):.5f}")
-        rows.append(Row(
-            "4 sparsity",
-            f"KL mean test code activation, rho={rho}",
-            f"{mean_activation:.4f}",
-            f"rho {rho}",
-            f"in [{rho / 2:g}, {2 * rho:g}]",
-            rho / 2 <= mean_activation <= 2 * rho,
-        ))
+            f"{reconstruction_mse(sae, X_test, X_test):.5f}"
+        )
+        rows.append(
+            Row(
+                "4 sparsity",
+                f"KL mean test code activation, rho={rho}",
+                f"{mean_activation:.4f}",
+                f"rho {rho}",
+                f"in [{rho / 2:g}, {2 * rho:g}]",
+                rho / 2 <= mean_activation <= 2 * rho,
+            )
+        )
 
     fractions = []
     for lam in L1_WEIGHTS:
         sae = SparseAutoencoder(
-            n_components=100, sparsity="l1", sparsity_weight=lam,
-            random_state=SEED, device=cfg.device,
+            n_components=100,
+            sparsity="l1",
+            sparsity_weight=lam,
+            random_state=SEED,
+            device=cfg.device,
         )
         fit_skae(sae, X_train, f"L1 lambda={lam}")
         fractions.append(near_zero_fraction(sae.transform(X_test)))
-        log(f"    L1 lambda={lam}: near-zero fraction {fractions[-1]:.4f}, test MSE "
-            f"{reconstruction_mse(sae, X_test, X_test):.5f}")
+        log(
+            f"    L1 lambda={lam}: near-zero fraction {fractions[-1]:.4f}, test MSE "
+            f"{reconstruction_mse(sae, X_test, X_test):.5f}"
+        )
     grows = all(a <= b for a, b in zip(fractions, fractions[1:]))
     grows = grows and fractions[-1] > fractions[0]
-    rows.append(Row(
-        "4 sparsity",
-        "L1 |h|<=1e-3*max|h| fraction, lambda="
-        + "/".join(f"{lam:g}" for lam in L1_WEIGHTS),
-        " / ".join(f"{f:.3f}" for f in fractions),
-        "none (no sklearn counterpart)",
-        "non-decreasing, last > first",
-        grows,
-    ))
+    rows.append(
+        Row(
+            "4 sparsity",
+            "L1 |h|<=1e-3*max|h| fraction, lambda="
+            + "/".join(f"{lam:g}" for lam in L1_WEIGHTS),
+            " / ".join(f"{f:.3f}" for f in fractions),
+            "none (no sklearn counterpart)",
+            "non-decreasing, last > first",
+            grows,
+        )
+    )
     return rows
 
 
@@ -425,8 +473,10 @@ def item_denoising(cfg):
     noisy_val = X_val + np.random.default_rng(SEED + 1).normal(
         0.0, NOISE_LEVEL, X_val.shape
     )
-    log("    noisy test vs clean test (no denoising): MSE "
-        f"{mse(noisy_test, X_test):.5f}")
+    log(
+        "    noisy test vs clean test (no denoising): MSE "
+        f"{mse(noisy_test, X_test):.5f}"
+    )
 
     dae = DenoisingAutoencoder(
         noise="gaussian", noise_level=NOISE_LEVEL, random_state=SEED, device=cfg.device
@@ -447,30 +497,40 @@ def item_denoising(cfg):
     pca_params, val_mse = tune_on_validation(
         make_pca, {"n_components": list(PCA_DENOISE_KS)}, X_fit, noisy_val, X_val
     )
-    log(f"    PCA k tuned over {list(PCA_DENOISE_KS)}: k={pca_params['n_components']}"
-        f" (val MSE {val_mse:.5f}), {time.perf_counter() - start:.1f} s")
-    references.append((f"PCA(k={pca_params['n_components']}, tuned)",
-                       make_pca(**pca_params)))
+    log(
+        f"    PCA k tuned over {list(PCA_DENOISE_KS)}: k={pca_params['n_components']}"
+        f" (val MSE {val_mse:.5f}), {time.perf_counter() - start:.1f} s"
+    )
+    references.append(
+        (f"PCA(k={pca_params['n_components']}, tuned)", make_pca(**pca_params))
+    )
     grid = cfg.pick(KPCA_GRID)
     start = time.perf_counter()
     kpca_params, val_mse = tune_on_validation(make_kpca, grid, X_fit, noisy_val, X_val)
-    log(f"    KernelPCA tuned over {grid}: {kpca_params} (val MSE {val_mse:.5f}), "
-        f"{time.perf_counter() - start:.1f} s")
-    kpca_name = "KernelPCA(rbf, " + ", ".join(
-        f"{k}={v:g}" for k, v in kpca_params.items()) + ")"
+    log(
+        f"    KernelPCA tuned over {grid}: {kpca_params} (val MSE {val_mse:.5f}), "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    kpca_name = (
+        "KernelPCA(rbf, "
+        + ", ".join(f"{k}={v:g}" for k, v in kpca_params.items())
+        + ")"
+    )
     references.append((kpca_name, make_kpca(**kpca_params)))
 
     rows = []
     for name, model in references:
         ref_mse = reconstruction_mse(model.fit(X_train), noisy_test, X_test)
-        rows.append(Row(
-            "5 denoising",
-            f"noisy-test MSE vs clean, DAE sigma={NOISE_LEVEL}",
-            ratio_value(dae_mse, dae_mse / ref_mse),
-            f"{name} {ref_mse:.5f}",
-            "< ref",
-            dae_mse < ref_mse,
-        ))
+        rows.append(
+            Row(
+                "5 denoising",
+                f"noisy-test MSE vs clean, DAE sigma={NOISE_LEVEL}",
+                ratio_value(dae_mse, dae_mse / ref_mse),
+                f"{name} {ref_mse:.5f}",
+                "< ref",
+                dae_mse < ref_mse,
+            )
+        )
     return rows
 
 
@@ -501,13 +561,22 @@ def item_contraction(cfg):
     ae_mse = reconstruction_mse(ae, X_test, X_test)
     ref = "Autoencoder same shape"
     return [
-        Row("6 contraction", "mean ||J_encoder||_F on test",
+        Row(
+            "6 contraction",
+            "mean ||J_encoder||_F on test",
             ratio_value(cae_jac, cae_jac / ae_jac),
-            f"{ref} {ae_jac:.5f}", "< ref", cae_jac < ae_jac),
-        Row("6 contraction", "test MSE (comparable?)",
+            f"{ref} {ae_jac:.5f}",
+            "< ref",
+            cae_jac < ae_jac,
+        ),
+        Row(
+            "6 contraction",
+            "test MSE (comparable?)",
             ratio_value(cae_mse, cae_mse / ae_mse),
-            f"{ref} {ae_mse:.5f}", f"<= {COMPARABLE_MSE} x ref",
-            cae_mse <= COMPARABLE_MSE * ae_mse),
+            f"{ref} {ae_mse:.5f}",
+            f"<= {COMPARABLE_MSE} x ref",
+            cae_mse <= COMPARABLE_MSE * ae_mse,
+        ),
     ]
 
 
@@ -542,25 +611,44 @@ def main(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer k values and smaller grids, same protocols")
-    parser.add_argument("--skip-search", action="store_true",
-                        help="skip item 3's grid search (the slow part)")
-    parser.add_argument("--device", default="cpu",
-                        help="device of every skae estimator (default: cpu)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads (default: torch's choice)")
-    parser.add_argument("--items", type=int, nargs="+", choices=sorted(ITEMS),
-                        default=sorted(ITEMS), help="items to run (default: all)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer k values and smaller grids, same protocols",
+    )
+    parser.add_argument(
+        "--skip-search",
+        action="store_true",
+        help="skip item 3's grid search (the slow part)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="device of every skae estimator (default: cpu)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default: torch's choice)",
+    )
+    parser.add_argument(
+        "--items",
+        type=int,
+        nargs="+",
+        choices=sorted(ITEMS),
+        default=sorted(ITEMS),
+        help="items to run (default: all)",
+    )
     args = parser.parse_args(argv)
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     cfg = Config(device=args.device, quick=args.quick, skip_search=args.skip_search)
-    log(f"skae {skae.__version__}, torch {torch.__version__}, scikit-learn "
+    log(
+        f"skae {skae.__version__}, torch {torch.__version__}, scikit-learn "
         f"{sklearn.__version__}; device={cfg.device}, torch threads "
-        f"{torch.get_num_threads()}, {'quick' if cfg.quick else 'full'} mode")
+        f"{torch.get_num_threads()}, {'quick' if cfg.quick else 'full'} mode"
+    )
 
     rows, timings = [], []
     total_start = time.perf_counter()
@@ -572,8 +660,16 @@ def main(argv=None):
             rows += run_item(cfg)
         except Exception as exc:  # report and go on with the other items
             traceback.print_exc()
-            rows.append(Row(f"{number} {name}", "ERROR", f"{type(exc).__name__}: {exc}",
-                            "-", "-", False))
+            rows.append(
+                Row(
+                    f"{number} {name}",
+                    "ERROR",
+                    f"{type(exc).__name__}: {exc}",
+                    "-",
+                    "-",
+                    False,
+                )
+            )
         elapsed = time.perf_counter() - start
         timings.append(f"{number} {name}: {elapsed:.1f} s")
         log(f"[{number}] done in {elapsed:.1f} s")
@@ -581,8 +677,11 @@ def main(argv=None):
     print()
     print(format_table(rows))
     print()
-    print("Timings: " + "; ".join(timings)
-          + f"; total {time.perf_counter() - total_start:.1f} s")
+    print(
+        "Timings: "
+        + "; ".join(timings)
+        + f"; total {time.perf_counter() - total_start:.1f} s"
+    )
     return 0 if all(r.passed is not False for r in rows) else 1
 
 

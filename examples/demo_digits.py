@@ -111,7 +111,7 @@ for name, search in searches.items():
 # took.
 header = ("model", "best parameters", "CV acc.", "test acc.", "time (s)")
 width = max(len(row[1]) for row in [header, *rows])
-template = "{:<22}  {:<%d}  {:>8}  {:>9}  {:>8}" % width
+template = "{:<22}  {:<" + str(width) + "}  {:>8}  {:>9}  {:>8}"
 print(template.format(*header))
 print("-" * len(template.format(*header)))
 for row in rows:

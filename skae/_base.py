@@ -49,7 +49,10 @@ class _BaseAutoencoder(
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
         "loss": [StrOptions({"squared_error", "binary_cross_entropy"})],
         "solver": [StrOptions({"adam", "sgd"})],
@@ -250,9 +253,7 @@ class _BaseAutoencoder(
 
     def _fit(self, X, incremental):
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
-        X = validate_data(
-            self, X, dtype=[np.float32, np.float64], reset=not continuing
-        )
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=not continuing)
         self._check_input_range(X)
         self._hidden_layer_sizes()
         self._resolve_activation()
@@ -312,6 +313,7 @@ class _BaseAutoencoder(
                 f"Maximum iterations ({self.max_iter}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
+                stacklevel=3,
             )
         return self
 

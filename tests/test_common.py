@@ -1,7 +1,10 @@
 """scikit-learn's estimator checks over every skae estimator."""
 
 import pytest
-from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
+from sklearn.utils.estimator_checks import (
+    check_param_validation,
+    parametrize_with_checks,
+)
 
 from skae import (
     Autoencoder,

@@ -109,11 +109,18 @@ def test_global_random_states_untouched(random_state, device, X):
     for cls in CLASSES:
         cls(n_components=3, max_iter=2, device=device, random_state=random_state).fit(X)
     DenoisingAutoencoder(
-        n_components=3, max_iter=2, noise="salt_and_pepper", early_stopping=True,
-        device=device, random_state=random_state,
+        n_components=3,
+        max_iter=2,
+        noise="salt_and_pepper",
+        early_stopping=True,
+        device=device,
+        random_state=random_state,
     ).fit(X)
     ContractiveAutoencoder(
-        n_components=3, hidden_layer_sizes=(5,), max_iter=2, device=device,
+        n_components=3,
+        hidden_layer_sizes=(5,),
+        max_iter=2,
+        device=device,
         random_state=random_state,
     ).fit(X)
     assert random.getstate() == states[0]
@@ -156,10 +163,18 @@ def test_cuda_model_unpickles_without_gpu(X, tmp_path):
         pickle.dump(ae, f)
     np.save(tmp_path / "X.npy", X)
     out = subprocess.run(
-        [sys.executable, "-c", _LOAD_WITHOUT_GPU, str(tmp_path / "model.pkl"),
-         str(tmp_path / "X.npy"), str(tmp_path / "codes.npy")],
+        [
+            sys.executable,
+            "-c",
+            _LOAD_WITHOUT_GPU,
+            str(tmp_path / "model.pkl"),
+            str(tmp_path / "X.npy"),
+            str(tmp_path / "codes.npy"),
+        ],
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == "cpu"
     np.testing.assert_allclose(

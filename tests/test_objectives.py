@@ -451,8 +451,10 @@ def test_contractive_projection_gradient_is_unbiased():
     assert np.abs(z).max() < 5
     # The mean gradient points the exact way (a non-vacuous check).
     mean = grads.mean(axis=0).ravel()
-    cosine = mean @ exact_grad.numpy().ravel() / (
-        np.linalg.norm(mean) * np.linalg.norm(exact_grad.numpy())
+    cosine = (
+        mean
+        @ exact_grad.numpy().ravel()
+        / (np.linalg.norm(mean) * np.linalg.norm(exact_grad.numpy()))
     )
     assert cosine > 0.99
 
@@ -576,9 +578,7 @@ def test_denoising_corruption_is_seeded_and_fresh_per_batch(
     n_batches = N_ROWS // BATCH
     # Same clean rows in epochs 1 and 2, different corruption.
     for i in range(n_batches):
-        assert not np.allclose(
-            noise_of[i], noise_of[i + n_batches], rtol=0, atol=1e-3
-        )
+        assert not np.allclose(noise_of[i], noise_of[i + n_batches], rtol=0, atol=1e-3)
     # Different batches of one epoch get different draws: different Gaussian
     # values (beyond float32 rounding), different masks for the others.
     if noise == "gaussian":
@@ -587,9 +587,7 @@ def test_denoising_corruption_is_seeded_and_fresh_per_batch(
     else:
         draws = [noise_of[i] != 0 for i in range(n_batches)]
         same = np.array_equal
-    assert not any(
-        same(draws[i], draws[j]) for i in range(n_batches) for j in range(i)
-    )
+    assert not any(same(draws[i], draws[j]) for i in range(n_batches) for j in range(i))
     if noise == "gaussian":
         # Fresh noise is independent of the previous epoch's: correlation ~ 0.
         a, b = noise_of[0].ravel(), noise_of[n_batches].ravel()
@@ -644,7 +642,9 @@ def test_denoising_inference_never_corrupts(noise, clean_data, infer_calls):
     offset = module.input_offset.numpy()
     for rows in (seen_transform["encoder"], seen_score["encoder"]):
         np.testing.assert_array_equal(rows[:n], X.astype(np.float32) - offset)
-        np.testing.assert_array_equal(rows[n:], np.broadcast_to(-offset, rows[n:].shape))
+        np.testing.assert_array_equal(
+            rows[n:], np.broadcast_to(-offset, rows[n:].shape)
+        )
     assert seen_transform["decoder"] is None and seen_inverse["encoder"] is None
     np.testing.assert_array_equal(seen_score["decoder"][:n], Z)
     np.testing.assert_array_equal(seen_inverse["decoder"][:n], Z)
@@ -739,8 +739,9 @@ TRAINING_OBJECTIVES = {
     ),
     "l1": (
         SparseAutoencoder(sparsity="l1", sparsity_weight=0.2),
-        lambda module, x, h: 0.2
-        * _l1_numpy(h, module.decoder_input_layer.weight.detach().numpy()),
+        lambda module, x, h: (
+            0.2 * _l1_numpy(h, module.decoder_input_layer.weight.detach().numpy())
+        ),
     ),
     "contractive_closed_form": (
         ContractiveAutoencoder(contraction_weight=0.5, jacobian="closed_form"),

@@ -16,9 +16,9 @@ from skae import Autoencoder, DenoisingAutoencoder, SparseAutoencoder
 def X():
     rng = np.random.RandomState(0)
     latent = rng.normal(size=(400, 4))
-    return (latent @ rng.normal(size=(4, 12)) + 0.1 * rng.normal(size=(400, 12))).astype(
-        np.float32
-    )
+    return (
+        latent @ rng.normal(size=(4, 12)) + 0.1 * rng.normal(size=(400, 12))
+    ).astype(np.float32)
 
 
 class _RecordWeights(Callback):
@@ -47,7 +47,11 @@ def test_training_record(X):
 def test_tol_stops_training_without_convergence_warning(X):
     """Check that no improvement by tol for n_iter_no_change epochs stops training."""
     ae = Autoencoder(
-        n_components=3, max_iter=50, tol=1e6, n_iter_no_change=3, device="cpu",
+        n_components=3,
+        max_iter=50,
+        tol=1e6,
+        n_iter_no_change=3,
+        device="cpu",
         random_state=0,
     )
     with warnings.catch_warnings():
@@ -62,9 +66,16 @@ def test_early_stopping_restores_best_weights():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(40, 30)).astype(np.float32)  # noise: easy to overfit
     ae = Autoencoder(
-        n_components=30, hidden_layer_sizes=(128,), learning_rate_init=1e-2,
-        early_stopping=True, validation_fraction=0.3, n_iter_no_change=5,
-        max_iter=200, batch_size=8, device="cpu", random_state=0,
+        n_components=30,
+        hidden_layer_sizes=(128,),
+        learning_rate_init=1e-2,
+        early_stopping=True,
+        validation_fraction=0.3,
+        n_iter_no_change=5,
+        max_iter=200,
+        batch_size=8,
+        device="cpu",
+        random_state=0,
         callbacks=[("record", _RecordWeights())],
     )
     ae.fit(X)
@@ -142,8 +153,13 @@ def test_skorch_callbacks_learning_rate_scheduler(X):
     """Check that a skorch LRScheduler in callbacks drives the learning rate."""
     scheduler = LRScheduler(policy="StepLR", step_size=1, gamma=0.5)
     ae = Autoencoder(
-        n_components=3, max_iter=4, tol=0.0, learning_rate_init=0.01, device="cpu",
-        random_state=0, callbacks=[scheduler],
+        n_components=3,
+        max_iter=4,
+        tol=0.0,
+        learning_rate_init=0.01,
+        device="cpu",
+        random_state=0,
+        callbacks=[scheduler],
     )
     with pytest.warns(ConvergenceWarning):
         ae.fit(X)
