@@ -299,7 +299,9 @@ class _BaseAutoencoder(
             # net_.callbacks_ for inspection.
             net.train_split = None
             net.callbacks = net.callbacks[: len(net.callbacks) - len(own)]
-            net.callbacks_ = [(n, cb) for n, cb in net.callbacks_ if n not in own]
+            net.callbacks_ = [
+                (n, cb) for n, cb in getattr(net, "callbacks_", []) if n not in own
+            ]
 
         self.net_ = net
         self._record(net)
