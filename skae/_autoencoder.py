@@ -15,7 +15,7 @@ class Autoencoder(_BaseAutoencoder):
     n_components : int, default=32
         Size of the code.
 
-    hidden_layer_sizes : tuple of int, default=()
+    hidden_layer_sizes : tuple of int, default=(256, 128)
         Sizes of the encoder layers between the input and the code. The
         decoder mirrors them. The empty tuple gives one encoder layer.
 
@@ -145,7 +145,7 @@ class Autoencoder(_BaseAutoencoder):
         self,
         n_components=32,
         *,
-        hidden_layer_sizes=(),
+        hidden_layer_sizes=(256, 128),
         activation="tanh",
         loss="squared_error",
         solver="adam",

@@ -37,7 +37,7 @@ class ContractiveAutoencoder(_BaseAutoencoder):
     n_components : int, default=32
         Size of the code.
 
-    contraction_weight : float, default=0.1
+    contraction_weight : float, default=0.01
         Weight lambda of the contractive penalty
         ``lambda * mean over batch of ||dh/dx||_F^2``.
 
@@ -186,7 +186,7 @@ class ContractiveAutoencoder(_BaseAutoencoder):
         self,
         n_components=32,
         *,
-        contraction_weight=0.1,
+        contraction_weight=0.01,
         jacobian="auto",
         n_projections=1,
         hidden_layer_sizes=(),

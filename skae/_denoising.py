@@ -50,7 +50,7 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         Standard deviation of the Gaussian noise, or probability that a value
         is corrupted for "masking" and "salt_and_pepper".
 
-    hidden_layer_sizes : tuple of int, default=()
+    hidden_layer_sizes : tuple of int, default=(256, 128)
         Sizes of the encoder layers between the input and the code. The
         decoder mirrors them. The empty tuple gives one encoder layer.
 
@@ -184,7 +184,7 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         *,
         noise="gaussian",
         noise_level=0.2,
-        hidden_layer_sizes=(),
+        hidden_layer_sizes=(256, 128),
         activation="tanh",
         loss="squared_error",
         solver="adam",

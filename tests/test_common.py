@@ -46,6 +46,7 @@ def test_shared_docstrings_are_identical():
     assert_docstring_consistency(
         [Autoencoder, SparseAutoencoder, ContractiveAutoencoder, DenoisingAutoencoder],
         include_params=True,
-        exclude_params=["activation"],  # options and default differ by class
+        # Options or defaults differ by class.
+        exclude_params=["activation", "hidden_layer_sizes"],
         include_attrs=True,
     )
