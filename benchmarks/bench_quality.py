@@ -187,7 +187,7 @@ def fit_skae(est, X, label):
     log(
         f"    {label}: {type(est).__name__}(n_components={est.n_components}, "
         f"hidden_layer_sizes={est.hidden_layer_sizes!r}, "
-        f"activation={est.net_.module_.activation}, loss={est.loss}) "
+        f"activation={est.net_.module_.activation}, loss={est.loss_}) "
         f"n_iter_={est.n_iter_}/{est.max_iter}, fit {elapsed:.1f} s"
     )
     return est
@@ -318,7 +318,7 @@ def item_features(cfg):
     sae100_acc = fit_accuracy(sae100, data, "SAE(100)")
     est = sae100.named_steps["sae"]
     log(
-        f"      SAE(100): sparsity={est.sparsity}, loss={est.loss}, "
+        f"      SAE(100): sparsity={est.sparsity}, loss={est.loss_}, "
         f"activation={est.net_.module_.activation}, "
         f"n_iter_={est.n_iter_}/{est.max_iter}"
     )

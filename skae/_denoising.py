@@ -33,6 +33,10 @@ class DenoisingAutoencoder(_BaseAutoencoder):
     random stream, and the loss compares the reconstruction of the corrupted
     batch with the clean one.
 
+    The encoder sees the input centred on the training mean and scaled by
+    one factor to unit average variance; the decoder's output bias starts
+    at the training mean.
+
     Parameters
     ----------
     n_components : int, default=32
@@ -60,11 +64,13 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         ``loss="squared_error"`` and logistic for
         ``loss="binary_cross_entropy"``.
 
-    loss : {"squared_error", "binary_cross_entropy"}, default="squared_error"
+    loss : {"auto", "squared_error", "binary_cross_entropy"}, default="squared_error"
         Reconstruction loss. Training minimises its sum over features,
         averaged over samples, plus any penalty, as in the autoencoder
         literature; ``score_samples`` reports its mean over features. Binary
-        cross-entropy needs inputs in [0, 1].
+        cross-entropy needs inputs in [0, 1]. "auto" is binary cross-entropy
+        when every training value lies in [0, 1] and squared error
+        otherwise; ``loss_`` holds the choice.
 
     solver : {"adam", "sgd"}, default="adam"
         Optimizer: Adam, or SGD with Nesterov momentum 0.9.
@@ -75,7 +81,7 @@ class DenoisingAutoencoder(_BaseAutoencoder):
     alpha : float, default=1e-4
         Strength of the L2 penalty on the weights (not on the biases).
 
-    batch_size : int, default=256
+    batch_size : int, default=128
         Size of the minibatches; clipped to the number of samples.
 
     max_iter : int, default=200
@@ -126,7 +132,12 @@ class DenoisingAutoencoder(_BaseAutoencoder):
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
-        Weights of the code layer. Only set when ``hidden_layer_sizes=()``.
+        Weights of the code layer, as applied to the centred input. Only set
+        when ``hidden_layer_sizes=()``.
+
+    loss_ : {"squared_error", "binary_cross_entropy"}
+        The reconstruction loss trained with (``loss`` with "auto"
+        resolved).
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.
@@ -190,7 +201,7 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         solver="adam",
         learning_rate_init=1e-3,
         alpha=1e-4,
-        batch_size=256,
+        batch_size=128,
         max_iter=200,
         tol=1e-4,
         n_iter_no_change=10,

@@ -13,11 +13,25 @@ _ACTIVATIONS = {
 }
 
 
+INIT = False
+_GAINS = {"identity": 1.0, "logistic": 1.0, "tanh": 5.0 / 3.0, "relu": 2.0**0.5}
+
+
+def _initialise(layer, activation):
+    """Glorot-uniform weights scaled by the activation's gain, zero biases."""
+    nn.init.xavier_uniform_(layer.weight, gain=_GAINS[activation])
+    nn.init.zeros_(layer.bias)
+
+
 def _stack(sizes, activation, last_activation):
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2 or last_activation:
+        layer = nn.Linear(n_in, n_out)
+        activated = i < len(sizes) - 2 or last_activation
+        if INIT:
+            _initialise(layer, activation if activated else "identity")
+        layers.append(layer)
+        if activated:
             layers.append(_ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 
@@ -40,10 +54,18 @@ class AutoencoderModule(nn.Module):
     input_offset : array-like of shape (n_features,), default=None
         Subtracted from the input before encoding (the training data's mean
         centres the encoder's input). Zero when None.
+    input_scale : float, default=1.0
+        Multiplies the centred input before encoding (one number for all
+        features, e.g. the inverse root-mean-square deviation of the
+        training data, so that the encoder sees unit average variance).
     output_bias : array-like of shape (n_features,), default=None
         Initial bias of the decoder's output layer, e.g. the data mean (or
         its logit for binary cross-entropy), so that training starts from
         the best constant reconstruction. torch's default when None.
+    code_bias : float, default=None
+        Initial bias of every code unit, e.g. the logit of a sparsity target
+        so that logistic codes start near their target rate. torch's default
+        when None.
     """
 
     def __init__(
@@ -53,7 +75,9 @@ class AutoencoderModule(nn.Module):
         hidden_layer_sizes,
         activation,
         input_offset=None,
+        input_scale=1.0,
         output_bias=None,
+        code_bias=None,
     ):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes, n_components]
@@ -64,9 +88,18 @@ class AutoencoderModule(nn.Module):
         if input_offset is not None:
             offset = torch.as_tensor(input_offset, dtype=torch.float32)
         self.register_buffer("input_offset", offset)
+        self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         if output_bias is not None:
             with torch.no_grad():
                 self.decoder[-1].bias.copy_(torch.as_tensor(output_bias))
+        if code_bias is not None:
+            with torch.no_grad():
+                self.code_layer.bias.fill_(float(code_bias))
+
+    @property
+    def input_weight(self):
+        """The first encoder layer's weights as applied to the raw input."""
+        return self.encoder[0].weight * self.input_scale
 
     @property
     def code_layer(self):
@@ -79,7 +112,7 @@ class AutoencoderModule(nn.Module):
         return self.decoder[0]
 
     def encode(self, x):
-        return self.encoder(x - self.input_offset)
+        return self.encoder((x - self.input_offset) * self.input_scale)
 
     def decode(self, codes):
         return self.decoder(codes)

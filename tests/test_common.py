@@ -47,6 +47,6 @@ def test_shared_docstrings_are_identical():
         [Autoencoder, SparseAutoencoder, ContractiveAutoencoder, DenoisingAutoencoder],
         include_params=True,
         # Options or defaults differ by class.
-        exclude_params=["activation", "hidden_layer_sizes"],
+        exclude_params=["activation", "hidden_layer_sizes", "loss", "batch_size"],
         include_attrs=True,
     )

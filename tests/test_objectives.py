@@ -637,13 +637,15 @@ def test_denoising_inference_never_corrupts(noise, clean_data, infer_calls):
     np.testing.assert_array_equal(X_hat, X_hat_again)
     assert score == score_again
     # The encoder's layers saw exactly the clean rows, centred by the
-    # module's input offset (then centred zero padding), and the decoder
-    # exactly the clean codes.
+    # module's input offset and scaled by its input scale (then the same of
+    # zero padding), and the decoder exactly the clean codes.
     offset = module.input_offset.numpy()
+    scale = module.input_scale.numpy()
+    assert scale != 1.0  # the scaling is exercised
     for rows in (seen_transform["encoder"], seen_score["encoder"]):
-        np.testing.assert_array_equal(rows[:n], X.astype(np.float32) - offset)
+        np.testing.assert_array_equal(rows[:n], (X.astype(np.float32) - offset) * scale)
         np.testing.assert_array_equal(
-            rows[n:], np.broadcast_to(-offset, rows[n:].shape)
+            rows[n:], np.broadcast_to(-offset * scale, rows[n:].shape)
         )
     assert seen_transform["decoder"] is None and seen_inverse["encoder"] is None
     np.testing.assert_array_equal(seen_score["decoder"][:n], Z)
@@ -734,8 +736,10 @@ def _contraction_numpy(module, x):
 TRAINING_OBJECTIVES = {
     "plain": (Autoencoder(), lambda module, x, h: 0.0),
     "kl": (
-        SparseAutoencoder(sparsity="kl", sparsity_weight=0.3, sparsity_target=0.1),
-        lambda module, x, h: 0.3 * _kl_numpy(h, 0.1),
+        # The codes start near the target rate: a strong weight keeps the
+        # penalty large enough to check.
+        SparseAutoencoder(sparsity="kl", sparsity_weight=3.0, sparsity_target=0.1),
+        lambda module, x, h: 3.0 * _kl_numpy(h, 0.1),
     ),
     "l1": (
         SparseAutoencoder(sparsity="l1", sparsity_weight=0.2),
@@ -779,3 +783,22 @@ def test_training_loss_is_summed_reconstruction_error_plus_penalty(case):
     if case != "plain":
         assert penalty(ref, x, codes) > 1e-3  # a penalty worth checking
     np.testing.assert_allclose(estimator.loss_curve_[-1], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["logistic", "tanh"])
+def test_closed_form_contraction_is_wrt_the_raw_input(activation):
+    """Check that the closed form includes the module's input scale: it is
+    the Jacobian of the codes with respect to the input the user passes."""
+    from skae._contractive import _closed_form_penalty
+
+    torch.manual_seed(0)
+    module = AutoencoderModule(
+        5, 3, (), activation, input_offset=np.full(5, 0.3), input_scale=3.7
+    ).double()
+    x = torch.randn(20, 5, dtype=torch.float64)
+    codes = module.encode(x)
+    closed = _closed_form_penalty(module, x, codes, None, weight=1.0)
+    exact = contractive_exact(module.encode, x)
+    torch.testing.assert_close(closed, exact)
+    unscaled = contractive_closed_form(codes, module.code_layer.weight, activation)
+    torch.testing.assert_close(closed, unscaled * 3.7**2)

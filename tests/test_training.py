@@ -168,3 +168,67 @@ def test_skorch_callbacks_learning_rate_scheduler(X):
     # The estimator's parameter is left as given.
     assert ae.callbacks[0] is scheduler
     assert not hasattr(scheduler, "lr_scheduler_")
+
+
+def test_loss_auto_picks_cross_entropy_for_unit_interval_data():
+    """Check loss="auto": cross-entropy on [0, 1] data, squared error else."""
+    rng = np.random.default_rng(0)
+    X01 = rng.uniform(size=(60, 5))
+    params = dict(n_components=2, max_iter=2, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sae = SparseAutoencoder(**params).fit(X01)
+        assert sae.loss == "auto" and sae.loss_ == "binary_cross_entropy"
+        # Reconstructions go through the logistic output: inside (0, 1).
+        X_hat = sae.inverse_transform(sae.transform(X01))
+        assert X_hat.min() > 0 and X_hat.max() < 1
+        assert SparseAutoencoder(**params).fit(X01 - 0.5).loss_ == "squared_error"
+        explicit = SparseAutoencoder(loss="squared_error", **params).fit(X01)
+        assert explicit.loss_ == "squared_error"
+        assert Autoencoder(**params).fit(X01).loss_ == "squared_error"
+        assert Autoencoder(loss="auto", **params).fit(X01).loss_ == (
+            "binary_cross_entropy"
+        )
+        # partial_fit keeps the resolved loss and refuses data it cannot fit.
+        with pytest.raises(ValueError, match=r"needs every input value in \[0, 1\]"):
+            sae.partial_fit(X01 + 1.0)
+        assert sae.loss_ == "binary_cross_entropy"
+
+
+def test_kl_codes_start_at_the_target_rate():
+    """Check that KL code units are initialised at logit(rho), others not."""
+    X = np.random.default_rng(0).uniform(size=(200, 8))
+    params = dict(n_components=6, max_iter=1, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for rho in (0.01, 0.2):
+            sae = SparseAutoencoder(sparsity_target=rho, **params)
+            sae.set_params(learning_rate_init=1e-9).fit(X)
+            bias = sae.net_.module_.code_layer.bias.detach().numpy()
+            np.testing.assert_allclose(bias, np.log(rho / (1 - rho)), rtol=1e-5)
+            # Centred input: the mean code starts near the target, not 0.5.
+            assert rho / 2 <= sae.transform(X).mean() <= 2 * rho
+        l1 = SparseAutoencoder(sparsity="l1", **params).fit(X)
+        assert np.abs(l1.net_.module_.code_layer.bias.detach().numpy()).max() < 1
+
+
+def test_input_scaling_per_estimator():
+    """Check that the encoder sees unit average variance (Autoencoder) or
+    only centred input (SparseAutoencoder), and that components_ act on the
+    raw input."""
+    X = np.random.default_rng(0).normal(2.0, 0.3, size=(100, 4))
+    params = dict(n_components=2, hidden_layer_sizes=(), max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = Autoencoder(**params, device="cpu").fit(X)
+        sae = SparseAutoencoder(**params, device="cpu").fit(X)
+    for est, expected in ((ae, 1 / np.sqrt(X.var(axis=0).mean())), (sae, 1.0)):
+        module = est.net_.module_
+        np.testing.assert_allclose(module.input_offset.numpy(), X.mean(axis=0), 1e-6)
+        np.testing.assert_allclose(module.input_scale.item(), expected, rtol=1e-5)
+        # components_ are the weights applied to the centred raw input.
+        bias = module.code_layer.bias.detach().numpy()
+        pre = (X - X.mean(axis=0)) @ est.components_.T + bias
+        f = {"tanh": np.tanh, "logistic": lambda a: 1 / (1 + np.exp(-a))}
+        codes = f[module.activation](pre)
+        np.testing.assert_allclose(est.transform(X), codes, atol=1e-5)
