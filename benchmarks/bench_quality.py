@@ -117,12 +117,12 @@ KPCA_GRID = (
 SEARCH_GRID = (
     (
         {
-            "sae__sparsity_weight": [0.1, 0.3, 1, 3],
+            "sae__sparsity_weight": [1, 5],
             "sae__sparsity_target": [0.02, 0.05, 0.1],
         },
         5,
     ),
-    ({"sae__sparsity_weight": [0.1, 1], "sae__sparsity_target": [0.02, 0.05]}, 3),
+    ({"sae__sparsity_weight": [1, 5], "sae__sparsity_target": [0.02, 0.05]}, 3),
 )
 
 
