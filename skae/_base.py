@@ -38,6 +38,24 @@ def _as_tensor(X, device):
         return torch.as_tensor(X, dtype=torch.float32, device=device)
 
 
+def _column_moments(X, block=65536):
+    """Per-column mean and variance of X in float64, in bounded memory.
+
+    ``X.var`` would build a float64 copy of all of X; this works through
+    blocks of rows (two passes, the second on deviations from the mean).
+    """
+    n = X.shape[0]
+    total = np.zeros(X.shape[1])
+    for start in range(0, n, block):
+        total += X[start : start + block].sum(axis=0, dtype=np.float64)
+    mean = total / n
+    squares = np.zeros(X.shape[1])
+    for start in range(0, n, block):
+        deviation = X[start : start + block].astype(np.float64) - mean
+        squares += np.einsum("ij,ij->j", deviation, deviation)
+    return mean, squares / n
+
+
 class _BaseAutoencoder(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator, metaclass=ABCMeta
 ):
@@ -219,11 +237,11 @@ class _BaseAutoencoder(
         device = resolve_device(self.device)
         # Centre the encoder's input and start the decoder at the best
         # constant reconstruction: the mean, or its logit for cross-entropy.
-        mean = X.mean(axis=0, dtype=np.float64)
+        mean, variance = _column_moments(X)
         # One scale for all features: the encoder sees unit average variance
         # (digits in [0, 1] otherwise sit in the near-linear regime of tanh
         # and the fit stalls at PCA's error; measured in bench_quality).
-        rms = float(np.sqrt(np.mean(X.var(axis=0, dtype=np.float64))))
+        rms = float(np.sqrt(np.mean(variance)))
         input_scale = 1.0
         if self._scale_input and rms > 0 and np.isfinite(rms):
             input_scale = 1.0 / rms

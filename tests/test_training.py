@@ -232,3 +232,13 @@ def test_input_scaling_per_estimator():
         f = {"tanh": np.tanh, "logistic": lambda a: 1 / (1 + np.exp(-a))}
         codes = f[module.activation](pre)
         np.testing.assert_allclose(est.transform(X), codes, atol=1e-5)
+
+
+def test_column_moments_match_numpy_in_blocks():
+    """Check the blockwise float64 mean and variance used to centre and scale."""
+    from skae._base import _column_moments
+
+    X = np.random.default_rng(0).normal(3.0, 2.0, size=(2501, 7)).astype(np.float32)
+    mean, variance = _column_moments(X, block=100)
+    np.testing.assert_allclose(mean, X.mean(axis=0, dtype=np.float64), rtol=1e-12)
+    np.testing.assert_allclose(variance, X.var(axis=0, dtype=np.float64), rtol=1e-10)
