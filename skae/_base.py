@@ -38,20 +38,23 @@ def _as_tensor(X, device):
         return torch.as_tensor(X, dtype=torch.float32, device=device)
 
 
-def _column_moments(X, block=65536):
+def _column_moments(X, block=None):
     """Per-column mean and variance of X in float64, in bounded memory.
 
     ``X.var`` would build a float64 copy of all of X; this works through
-    blocks of rows (two passes, the second on deviations from the mean).
+    blocks of rows of about 2**18 values (2 MiB in float64; two passes, the
+    second on deviations from the mean).
     """
     n = X.shape[0]
+    block = block or max(1, 2**18 // max(1, X.shape[1]))
     total = np.zeros(X.shape[1])
     for start in range(0, n, block):
         total += X[start : start + block].sum(axis=0, dtype=np.float64)
     mean = total / n
     squares = np.zeros(X.shape[1])
     for start in range(0, n, block):
-        deviation = X[start : start + block].astype(np.float64) - mean
+        deviation = X[start : start + block].astype(np.float64)
+        deviation -= mean
         squares += np.einsum("ij,ij->j", deviation, deviation)
     return mean, squares / n
 
@@ -391,13 +394,21 @@ class _BaseAutoencoder(
         module.eval()
         device = torch.device(self.net_.device)
         out = np.empty((A.shape[0], n_out), dtype=A.dtype)
-        block = torch.zeros((_INFERENCE_BLOCK, A.shape[1]), device=device)
         with torch.inference_mode():
             for start in range(0, A.shape[0], _INFERENCE_BLOCK):
-                rows = A[start : start + _INFERENCE_BLOCK]
-                block[: len(rows)] = _as_tensor(rows, device)
-                block[len(rows) :] = 0
-                out[start : start + len(rows)] = fn(module, block)[: len(rows)].cpu()
+                rows = _as_tensor(
+                    A[start : start + _INFERENCE_BLOCK], device
+                ).contiguous()
+                n_rows = len(rows)
+                if n_rows < _INFERENCE_BLOCK:
+                    # Pad the last block: every row goes through a block of
+                    # the same shape, so results do not depend on batch
+                    # composition. Full blocks are used as they are (a view
+                    # of A when it is float32 on the CPU).
+                    padded = torch.zeros((_INFERENCE_BLOCK, A.shape[1]), device=device)
+                    padded[:n_rows] = rows
+                    rows = padded
+                out[start : start + n_rows] = fn(module, rows)[:n_rows].cpu()
         return out
 
     def transform(self, X):
