@@ -38,25 +38,24 @@ def _as_tensor(X, device):
         return torch.as_tensor(X, dtype=torch.float32, device=device)
 
 
-def _column_moments(X, block=None):
-    """Per-column mean and variance of X in float64, in bounded memory.
+def _centre_and_scale(X, max_values=2**20):
+    """The training mean of each column, and one scale for all of them.
 
-    ``X.var`` would build a float64 copy of all of X; this works through
-    blocks of rows of about 2**18 values (2 MiB in float64; two passes, the
-    second on deviations from the mean).
+    The mean is exact (float64 accumulation, no copy of X). The scale is the
+    inverse root-mean-square deviation from that mean, estimated on evenly
+    spaced rows holding at most ``max_values`` values (8 MiB in float64;
+    exact for smaller X): it only sets the encoder's input range, and the
+    subsample keeps ``fit`` from spending memory and a pass over a large X on
+    it. 1.0 when the data is constant.
     """
-    n = X.shape[0]
-    block = block or max(1, 2**18 // max(1, X.shape[1]))
-    total = np.zeros(X.shape[1])
-    for start in range(0, n, block):
-        total += X[start : start + block].sum(axis=0, dtype=np.float64)
-    mean = total / n
-    squares = np.zeros(X.shape[1])
-    for start in range(0, n, block):
-        deviation = X[start : start + block].astype(np.float64)
-        deviation -= mean
-        squares += np.einsum("ij,ij->j", deviation, deviation)
-    return mean, squares / n
+    mean = X.mean(axis=0, dtype=np.float64)
+    max_rows = max(1, max_values // max(1, X.shape[1]))
+    rows = X[:: max(1, -(-X.shape[0] // max_rows))]
+    deviation = rows.astype(np.float64)
+    deviation -= mean
+    mean_square = np.einsum("ij,ij->", deviation, deviation) / deviation.size
+    scale = 1.0 / np.sqrt(mean_square) if mean_square > 0 else 1.0
+    return mean, float(scale) if np.isfinite(scale) else 1.0
 
 
 class _BaseAutoencoder(
@@ -240,14 +239,11 @@ class _BaseAutoencoder(
         device = resolve_device(self.device)
         # Centre the encoder's input and start the decoder at the best
         # constant reconstruction: the mean, or its logit for cross-entropy.
-        mean, variance = _column_moments(X)
         # One scale for all features: the encoder sees unit average variance
         # (digits in [0, 1] otherwise sit in the near-linear regime of tanh
         # and the fit stalls at PCA's error; measured in bench_quality).
-        rms = float(np.sqrt(np.mean(variance)))
-        input_scale = 1.0
-        if self._scale_input and rms > 0 and np.isfinite(rms):
-            input_scale = 1.0 / rms
+        mean, scale = _centre_and_scale(X)
+        input_scale = scale if self._scale_input else 1.0
         output_bias = mean
         if loss == "binary_cross_entropy":
             clipped = np.clip(mean, 1e-3, 1 - 1e-3)

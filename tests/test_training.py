@@ -234,11 +234,18 @@ def test_input_scaling_per_estimator():
         np.testing.assert_allclose(est.transform(X), codes, atol=1e-5)
 
 
-def test_column_moments_match_numpy_in_blocks():
-    """Check the blockwise float64 mean and variance used to centre and scale."""
-    from skae._base import _column_moments
+def test_centre_and_scale():
+    """Check the exact mean and the (subsampled) scale used for the input."""
+    from skae._base import _centre_and_scale
 
     X = np.random.default_rng(0).normal(3.0, 2.0, size=(2501, 7)).astype(np.float32)
-    mean, variance = _column_moments(X, block=100)
+    mean, scale = _centre_and_scale(X)
     np.testing.assert_allclose(mean, X.mean(axis=0, dtype=np.float64), rtol=1e-12)
-    np.testing.assert_allclose(variance, X.var(axis=0, dtype=np.float64), rtol=1e-10)
+    exact = 1 / np.sqrt(X.var(axis=0, dtype=np.float64).mean())
+    assert scale == pytest.approx(exact, rel=1e-10)
+    # A subsample of every 4th row (700 values at most) keeps the mean exact
+    # and estimates the scale (0.5 here) closely.
+    sub_mean, sub_scale = _centre_and_scale(X, max_values=7 * 700)
+    np.testing.assert_array_equal(sub_mean, mean)
+    assert sub_scale == pytest.approx(exact, rel=0.05)
+    assert _centre_and_scale(np.ones((5, 3), dtype=np.float32))[1] == 1.0
