@@ -113,13 +113,18 @@ class AutoencoderModule(nn.Module):
         return self.decoder[0]
 
     def encode(self, x):
-        # The centring and scaling are folded into the first layer,
-        # W s (x - offset) + b = (W s) x + (b - W s offset): two small
-        # weight-sized operations instead of two passes over the batch.
         first = self.encoder[0]
-        weight = self.input_weight
-        bias = torch.addmv(first.bias, weight, self.input_offset, alpha=-1)
-        h = F.linear(x, weight, bias)
+        if torch.is_grad_enabled():
+            # Training: centre and scale the batch; no gradient flows into
+            # these two operations' constants.
+            h = first((x - self.input_offset) * self.input_scale)
+        else:
+            # Inference: the centring and scaling folded into the first
+            # layer, W s (x - offset) + b = (W s) x + (b - W s offset): two
+            # weight-sized operations instead of two passes over the block.
+            weight = self.input_weight
+            bias = torch.addmv(first.bias, weight, self.input_offset, alpha=-1)
+            h = F.linear(x, weight, bias)
         for i in range(1, len(self.encoder)):
             h = self.encoder[i](h)
         return h
