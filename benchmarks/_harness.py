@@ -37,8 +37,8 @@ ACTIVATION = "tanh"
 def make_data(n, d, seed=0, rank=None):
     """float32, roughly standard normal, with low-rank structure plus noise.
 
-    The same generator as ``bench_fit.py``: rank ``max(4, d // 8)`` signal
-    with unit-variance latent factors, plus isotropic noise.
+    Rank ``max(4, d // 8)`` signal with unit-variance latent factors, plus
+    isotropic noise.
     """
     rng = np.random.default_rng(seed)
     rank = rank or max(4, d // 8)

@@ -8,7 +8,7 @@ load average. The exit status is 1 when a target row fails (or a section
 raises), 0 otherwise.
 
 Data: synthetic float32, low-rank plus noise, fixed seed (``make_data`` in
-``_harness.py``, the generator of ``bench_fit.py``). Every skae estimator
+``_harness.py``). Every skae estimator
 gets ``batch_size=256``, ``random_state=0`` and fixed epochs (``tol=0``,
 ``n_iter_no_change=epochs + 1``, ConvergenceWarning silenced); skae's
 one-layer model is ``hidden_layer_sizes=()`` with the default tanh,

@@ -208,17 +208,17 @@ class _BaseAutoencoder(
 
     def _resolve_loss(self, X, continuing):
         """The loss to train with; checks that X suits it."""
-        if continuing:
-            loss = self.loss_
-        elif self.loss == "auto":
-            in_unit_interval = X.min() >= 0 and X.max() <= 1
-            loss = "binary_cross_entropy" if in_unit_interval else "squared_error"
-        else:
-            loss = self.loss
-        if loss == "binary_cross_entropy" and (X.min() < 0 or X.max() > 1):
+        loss = self.loss_ if continuing else self.loss
+        if loss == "squared_error":
+            return loss
+        low, high = X.min(), X.max()
+        in_unit_interval = low >= 0 and high <= 1
+        if loss == "auto":
+            return "binary_cross_entropy" if in_unit_interval else "squared_error"
+        if not in_unit_interval:
             raise ValueError(
                 "loss='binary_cross_entropy' needs every input value in [0, 1], "
-                f"got values in [{X.min():.4g}, {X.max():.4g}]. Scale the data "
+                f"got values in [{low:.4g}, {high:.4g}]. Scale the data "
                 "(e.g. with sklearn.preprocessing.MinMaxScaler) or use "
                 "loss='squared_error'."
             )
