@@ -3,6 +3,7 @@
 import copy
 import warnings
 from abc import ABCMeta
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -15,12 +16,22 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import Callback
 from torch.utils.data import TensorDataset
 
-from ._engine import AutoencoderNet, ProgressBar, ReconstructionLoss, resolve_device
+from ._engine import (
+    AutoencoderNet,
+    PlateauStopping,
+    ProgressBar,
+    ReconstructionLoss,
+    resolve_device,
+)
 from ._modules import AutoencoderModule
 
 # Rows per block at inference. Every block has exactly this many rows (the
@@ -28,6 +39,76 @@ from ._modules import AutoencoderModule
 # batch around it: results do not depend on batch composition or row order,
 # and memory stays bounded.
 _INFERENCE_BLOCK = 1024
+
+# torch.OutOfMemoryError appeared in torch 2.5; the CUDA one is older.
+_OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+# The network computes in float32: larger float64 values become infinite.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@contextmanager
+def _numeric_input(estimator):
+    """Turn NumPy's failure to convert strings into an error saying what to do."""
+    try:
+        yield
+    except ValueError as exc:
+        if "could not convert string" not in str(exc):
+            raise
+        raise ValueError(
+            f"{type(estimator).__name__} needs numeric data, but X contains "
+            f"strings ({exc}). Encode non-numeric features as numbers first, "
+            "e.g. with sklearn.preprocessing.OneHotEncoder."
+        ) from exc
+
+
+def _from_tensor(X):
+    """A torch tensor as a NumPy array (detached, on the CPU); else X as is."""
+    if not isinstance(X, torch.Tensor):
+        return X
+    X = X.detach().cpu()
+    # NumPy has no bfloat16.
+    return (X.float() if X.dtype == torch.bfloat16 else X).numpy()
+
+
+def _check_float32_range(X, estimator):
+    """Refuse float64 values that the cast to float32 would make infinite.
+
+    X has been through check_array, so it is finite.
+    """
+    if X.dtype == np.float64 and X.size:
+        high = max(X.max(), -X.min())
+        if high > _FLOAT32_MAX:
+            raise ValueError(
+                f"X has values up to {high:.4g} in absolute value, which exceed "
+                f"the float32 range (about {_FLOAT32_MAX:.4g}) that "
+                f"{type(estimator).__name__} computes in. Rescale X, e.g. with "
+                "sklearn.preprocessing.StandardScaler."
+            )
+    return X
+
+
+def _check_callbacks(estimator):
+    """Check that ``callbacks`` holds what skorch takes as callbacks."""
+
+    def is_callback(cb):
+        return isinstance(cb, Callback) or (
+            isinstance(cb, type) and issubclass(cb, Callback)
+        )
+
+    for item in estimator.callbacks or []:
+        if isinstance(item, (tuple, list)):
+            valid = len(item) == 2 and isinstance(item[0], str)
+            valid = valid and (item[1] is None or is_callback(item[1]))
+        else:
+            valid = is_callback(item)
+        if not valid:
+            raise InvalidParameterError(
+                f"The 'callbacks' parameter of {type(estimator).__name__} must "
+                "be a list of skorch callbacks (instances or subclasses of "
+                "skorch.callbacks.Callback) or of (name, callback) pairs, or "
+                f"None. Got an item {item!r} instead."
+            )
 
 
 def _as_tensor(X, device):
@@ -46,7 +127,7 @@ def _centre_and_scale(X, max_values=2**20):
     spaced rows holding at most ``max_values`` values (8 MiB in float64;
     exact for smaller X): it only sets the encoder's input range, and the
     subsample keeps ``fit`` from spending memory and a pass over a large X on
-    it. 1.0 when the data is constant.
+    it. 1.0 when the data is constant or its spread is below float32's range.
     """
     mean = X.mean(axis=0, dtype=np.float64)
     max_rows = max(1, max_values // max(1, X.shape[1]))
@@ -55,7 +136,9 @@ def _centre_and_scale(X, max_values=2**20):
     deviation -= mean
     mean_square = np.einsum("ij,ij->", deviation, deviation) / deviation.size
     scale = 1.0 / np.sqrt(mean_square) if mean_square > 0 else 1.0
-    return mean, float(scale) if np.isfinite(scale) else 1.0
+    # The network computes in float32: a spread too small for a finite
+    # float32 scale leaves the input unscaled.
+    return mean, float(scale) if scale <= _FLOAT32_MAX else 1.0
 
 
 class _BaseAutoencoder(
@@ -76,6 +159,7 @@ class _BaseAutoencoder(
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
         "loss": [StrOptions({"auto", "squared_error", "binary_cross_entropy"})],
         "solver": [StrOptions({"adam", "sgd"})],
+        "learning_rate": [StrOptions({"constant", "adaptive"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -100,6 +184,7 @@ class _BaseAutoencoder(
         activation,
         loss,
         solver,
+        learning_rate,
         learning_rate_init,
         alpha,
         batch_size,
@@ -120,6 +205,7 @@ class _BaseAutoencoder(
         self.activation = activation
         self.loss = loss
         self.solver = solver
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
         self.batch_size = batch_size
@@ -162,7 +248,9 @@ class _BaseAutoencoder(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Training data: dense and numeric, with values within float32's
+            range. Sparse matrices are refused: convert them with
+            ``X.toarray()``.
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -184,7 +272,9 @@ class _BaseAutoencoder(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Training data: dense and numeric, with values within float32's
+            range. Sparse matrices are refused: convert them with
+            ``X.toarray()``.
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -231,6 +321,20 @@ class _BaseAutoencoder(
         rng = check_random_state(self.random_state)
         return int(rng.randint(np.iinfo(np.int32).max))
 
+    def _validate_params(self):
+        super()._validate_params()
+        # The constraints check that callbacks is a list; skorch would fail
+        # on a wrong item only once training starts.
+        _check_callbacks(self)
+
+    def _validate_X(self, X, *, reset):
+        """validate_data, plus what computing in float32 needs."""
+        with _numeric_input(self):
+            X = validate_data(
+                self, _from_tensor(X), dtype=[np.float32, np.float64], reset=reset
+            )
+        return _check_float32_range(X, self)
+
     # Whether the encoder sees the centred input scaled to unit average
     # variance (True) or only centred (False).
     _scale_input = True
@@ -264,6 +368,7 @@ class _BaseAutoencoder(
             module__input_scale=input_scale,
             module__output_bias=output_bias,
             module__code_bias=self._code_bias(),
+            module__seed=seed,
             criterion=ReconstructionLoss,
             criterion__loss=loss,
             optimizer=optimizer,
@@ -295,8 +400,10 @@ class _BaseAutoencoder(
         return X[np.sort(perm[n_valid:])], X[np.sort(perm[:n_valid])]
 
     def _fit(self, X, incremental):
+        # A failed call leaves the estimator as it was (see _restore).
+        before = dict(self.__dict__)
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
-        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=not continuing)
+        X = self._validate_X(X, reset=not continuing)
         loss = self._resolve_loss(X, continuing)
         self._hidden_layer_sizes()
         self._resolve_activation()
@@ -310,12 +417,13 @@ class _BaseAutoencoder(
         if not incremental:
             if self.early_stopping:
                 X, X_valid = self._split_validation(X, net.seed + n_before)
-            stopper = EarlyStopping(
+            stopper = PlateauStopping(
                 monitor="valid_loss" if self.early_stopping else "train_loss",
                 patience=self.n_iter_no_change,
                 threshold=self.tol,
                 threshold_mode="abs",
                 load_best=self.early_stopping,
+                max_reductions=2 if self.learning_rate == "adaptive" else 0,
             )
             own["stopping"] = stopper
         epochs = 1 if incremental else self.max_iter
@@ -325,18 +433,37 @@ class _BaseAutoencoder(
         device = torch.device(net.device)
         net.callbacks = callbacks + list(own.items())
         net.train_split = None
-        if X_valid is not None:
-            valid = TensorDataset(_as_tensor(X_valid, device))
-            net.train_split = lambda dataset, y=None: (dataset, valid)
+        start = None
         if net.initialized_:
             net.initialize_callbacks()
+            start = net.checkpoint()
         try:
+            if X_valid is not None:
+                valid = TensorDataset(_as_tensor(X_valid, device))
+                net.train_split = lambda dataset, y=None: (dataset, valid)
             net.partial_fit(TensorDataset(_as_tensor(X, device)), epochs=epochs)
-        except FloatingPointError as exc:
-            raise ValueError(
-                f"Training diverged: {exc}. Lower learning_rate_init (now "
-                f"{self.learning_rate_init}) or scale the input data."
-            ) from exc
+            if net.interrupted_ and len(net.history) == n_before and not continuing:
+                # Ctrl-C before the first epoch ended: nothing to keep.
+                raise KeyboardInterrupt
+        except BaseException as exc:
+            self._restore(before, net, start)
+            if isinstance(exc, FloatingPointError):
+                raise ValueError(
+                    f"Training diverged: {exc}. {self._state_after_failure()} "
+                    f"Lower learning_rate_init (now {self.learning_rate_init}) "
+                    "or scale the input data."
+                ) from exc
+            if isinstance(exc, _OutOfMemoryError):
+                raise MemoryError(
+                    f"The {device.type} device ran out of memory while fitting "
+                    f"{type(self).__name__} with batch_size={self.batch_size}; "
+                    "the training data is held on the device too "
+                    f"({4 * X.size / 2**20:.0f} MiB in float32). "
+                    f"{self._state_after_failure()} Lower batch_size "
+                    f"(e.g. batch_size={max(1, self.batch_size // 2)}), use "
+                    "smaller hidden_layer_sizes, or fit on another device."
+                ) from exc
+            raise
         finally:
             # Drop the data and this call's own callbacks; the user's stay on
             # net_.callbacks_ for inspection.
@@ -349,9 +476,17 @@ class _BaseAutoencoder(
         self.net_ = net
         self.loss_ = loss
         self._record(net)
-        stopped = stopper is not None and stopper.misses_ >= stopper.patience
+        if net.interrupted_:
+            warnings.warn(
+                f"Training interrupted by the user. {type(self).__name__} keeps "
+                f"the weights of the last completed epoch ({self.n_iter_}).",
+                UserWarning,
+                stacklevel=3,
+            )
+        stopped = stopper is not None and stopper.stopped_
         if (
-            not incremental
+            not net.interrupted_
+            and not incremental
             and not stopped
             and len(net.history) - n_before == self.max_iter
         ):
@@ -362,6 +497,22 @@ class _BaseAutoencoder(
                 stacklevel=3,
             )
         return self
+
+    def _restore(self, before, net, start):
+        """Undo a failed call: attributes as they were, the net at ``start``.
+
+        ``start`` is the checkpoint of an already trained net that this call
+        continued (``warm_start`` or ``partial_fit``), None for a new one.
+        """
+        if start is not None:
+            net.restore(start)
+        self.__dict__.clear()
+        self.__dict__.update(before)
+
+    def _state_after_failure(self):
+        if hasattr(self, "net_"):
+            return f"{type(self).__name__} keeps its state from before this call."
+        return f"{type(self).__name__} is left unfitted."
 
     def _record(self, net):
         """Set the fitted attributes that describe training."""
@@ -384,28 +535,49 @@ class _BaseAutoencoder(
         """Number of transformed output features."""
         return self.n_components
 
-    def _map_rows(self, A, fn, n_out):
-        """Apply ``fn`` to A block by block, NumPy in and out, A's dtype out."""
+    def _map_rows(self, A, fn, n_out, what):
+        """Apply ``fn`` to A block by block, NumPy in and out, A's dtype out.
+
+        ``what`` names the output in the error raised if it is not finite.
+        """
         module = self.net_.module_
         module.eval()
         device = torch.device(self.net_.device)
         out = np.empty((A.shape[0], n_out), dtype=A.dtype)
-        with torch.inference_mode():
-            for start in range(0, A.shape[0], _INFERENCE_BLOCK):
-                rows = _as_tensor(
-                    A[start : start + _INFERENCE_BLOCK], device
-                ).contiguous()
-                n_rows = len(rows)
-                if n_rows < _INFERENCE_BLOCK:
-                    # Pad the last block: every row goes through a block of
-                    # the same shape, so results do not depend on batch
-                    # composition. Full blocks are used as they are (a view
-                    # of A when it is float32 on the CPU).
-                    padded = torch.zeros((_INFERENCE_BLOCK, A.shape[1]), device=device)
-                    padded[:n_rows] = rows
-                    rows = padded
-                out[start : start + n_rows] = fn(module, rows)[:n_rows].cpu()
+        try:
+            with torch.inference_mode():
+                self._map_blocks(A, fn, module, device, out, what)
+        except _OutOfMemoryError as exc:
+            raise MemoryError(
+                f"The {device.type} device ran out of memory in "
+                f"{type(self).__name__}, which maps {_INFERENCE_BLOCK} rows at "
+                "a time: other tensors or processes hold the device's memory. "
+                "Free some (e.g. torch.cuda.empty_cache()) and call again."
+            ) from exc
         return out
+
+    def _map_blocks(self, A, fn, module, device, out, what):
+        """Fill ``out`` with ``fn`` of each block of A's rows."""
+        for start in range(0, A.shape[0], _INFERENCE_BLOCK):
+            rows = _as_tensor(A[start : start + _INFERENCE_BLOCK], device).contiguous()
+            n_rows = len(rows)
+            if n_rows < _INFERENCE_BLOCK:
+                # Pad the last block: every row goes through a block of
+                # the same shape, so results do not depend on batch
+                # composition. Full blocks are used as they are (a view
+                # of A when it is float32 on the CPU).
+                padded = torch.zeros((_INFERENCE_BLOCK, A.shape[1]), device=device)
+                padded[:n_rows] = rows
+                rows = padded
+            block = fn(module, rows)[:n_rows]
+            if not torch.isfinite(block).all():
+                raise ValueError(
+                    f"The {what} of rows {start}..{start + n_rows - 1} are "
+                    "not finite: X holds values so far from the training "
+                    "data's range that the float32 network overflows. "
+                    "Scale X as the training data was scaled."
+                )
+            out[start : start + n_rows] = block.cpu()
 
     def transform(self, X):
         """Encode X: the codes of the trained encoder.
@@ -421,8 +593,8 @@ class _BaseAutoencoder(
             Codes, of X's floating dtype.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
-        return self._map_rows(X, lambda m, x: m.encode(x), self.n_components)
+        X = self._validate_X(X, reset=False)
+        return self._map_rows(X, lambda m, x: m.encode(x), self.n_components, "codes")
 
     def inverse_transform(self, X):
         """Decode codes back to input space.
@@ -438,7 +610,11 @@ class _BaseAutoencoder(
             Reconstructions, of the codes' floating dtype.
         """
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float32, np.float64])
+        with _numeric_input(self):
+            X = check_array(
+                _from_tensor(X), dtype=[np.float32, np.float64], estimator=self
+            )
+        _check_float32_range(X, self)
         if X.shape[1] != self.n_components:
             raise ValueError(
                 f"X has {X.shape[1]} columns but {type(self).__name__} decodes "
@@ -452,7 +628,7 @@ class _BaseAutoencoder(
                 output = torch.sigmoid(output)
             return output
 
-        return self._map_rows(X, decode, self.n_features_in_)
+        return self._map_rows(X, decode, self.n_features_in_, "reconstructions")
 
     def score_samples(self, X):
         """Negative reconstruction error of each sample.
@@ -471,14 +647,25 @@ class _BaseAutoencoder(
             Negative reconstruction error of each sample.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        X = self._validate_X(X, reset=False)
+        if self.loss_ == "binary_cross_entropy":
+            low, high = X.min(), X.max()
+            if low < 0 or high > 1:
+                # Cross-entropy against such targets is not an error measure
+                # (it can even be negative).
+                raise ValueError(
+                    f"This {type(self).__name__} was trained with "
+                    "loss_='binary_cross_entropy', which scores inputs in "
+                    f"[0, 1] only, got values in [{low:.4g}, {high:.4g}]. "
+                    "Scale X as the training data was scaled."
+                )
         criterion = self.net_.criterion_
 
         def error(module, x):
             _, output = module(x)
             return -(criterion(output, x) / x.shape[-1]).unsqueeze(-1)
 
-        return self._map_rows(X, error, 1)[:, 0]
+        return self._map_rows(X, error, 1, "reconstruction errors")[:, 0]
 
     def score(self, X, y=None):
         """Mean negative reconstruction error (higher is better).

@@ -81,6 +81,14 @@ class ContractiveAutoencoder(_BaseAutoencoder):
     solver : {"adam", "sgd"}, default="adam"
         Optimizer: Adam, or SGD with Nesterov momentum 0.9.
 
+    learning_rate : {"adaptive", "constant"}, default="adaptive"
+        Learning-rate schedule. "constant" keeps ``learning_rate_init`` and
+        stops at the first plateau of the loss (see ``tol``). "adaptive"
+        divides the learning rate by 10 at each plateau instead, twice, and
+        stops at the third: the last epochs then refine the weights with
+        less gradient noise. Each call to ``fit`` starts again from
+        ``learning_rate_init``; ``partial_fit`` keeps the current rate.
+
     learning_rate_init : float, default=1e-3
         Learning rate of the optimizer.
 
@@ -96,11 +104,12 @@ class ContractiveAutoencoder(_BaseAutoencoder):
     tol : float, default=1e-4
         Tolerance for the optimization. When the loss (or, with early
         stopping, the validation loss) does not improve by at least ``tol``
-        for ``n_iter_no_change`` consecutive epochs, training stops.
+        for ``n_iter_no_change`` consecutive epochs, the loss has reached a
+        plateau: training stops, or first lowers the learning rate (see
+        ``learning_rate``).
 
     n_iter_no_change : int, default=10
-        Number of epochs without improvement by ``tol`` before training
-        stops.
+        Number of epochs without improvement by ``tol`` that make a plateau.
 
     early_stopping : bool, default=False
         Whether to hold out ``validation_fraction`` of the training data,
@@ -207,6 +216,7 @@ class ContractiveAutoencoder(_BaseAutoencoder):
         activation="tanh",
         loss="squared_error",
         solver="adam",
+        learning_rate="adaptive",
         learning_rate_init=1e-3,
         alpha=1e-4,
         batch_size=128,
@@ -228,6 +238,7 @@ class ContractiveAutoencoder(_BaseAutoencoder):
             activation=activation,
             loss=loss,
             solver=solver,
+            learning_rate=learning_rate,
             learning_rate_init=learning_rate_init,
             alpha=alpha,
             batch_size=batch_size,

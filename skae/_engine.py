@@ -7,11 +7,12 @@ optional hooks, ``corrupt(x, generator)`` and
 it trains.
 """
 
+import copy
 import math
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, PassthroughScoring
+from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -19,6 +20,7 @@ from ._objectives import reconstruction_error
 
 __all__ = [
     "AutoencoderNet",
+    "PlateauStopping",
     "ProgressBar",
     "ReconstructionLoss",
     "SliceIterator",
@@ -136,6 +138,49 @@ class _CheckFinite(Callback):
             )
 
 
+class PlateauStopping(EarlyStopping):
+    """skorch's EarlyStopping, lowering the learning rate at a plateau first.
+
+    Each time the monitored loss has not improved by ``threshold`` for
+    ``patience`` epochs, the learning rate of every parameter group is
+    multiplied by ``factor``, up to ``max_reductions`` times; the next
+    plateau stops training. Every call to ``fit`` starts again from the
+    net's ``lr``.
+
+    Attributes
+    ----------
+    reductions_ : int
+        Learning-rate reductions made in the current call.
+    stopped_ : bool
+        Whether this callback ended training (rather than ``max_epochs``).
+    """
+
+    def __init__(self, *args, max_reductions=0, factor=0.1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_reductions = max_reductions
+        self.factor = factor
+
+    def on_train_begin(self, net, **kwargs):
+        super().on_train_begin(net, **kwargs)
+        self.reductions_ = 0
+        self.stopped_ = False
+        for group in net.optimizer_.param_groups:
+            group["lr"] = net.lr
+
+    def on_epoch_end(self, net, **kwargs):
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except KeyboardInterrupt:
+            if self.reductions_ < self.max_reductions:
+                self.reductions_ += 1
+                self.misses_ = 0
+                for group in net.optimizer_.param_groups:
+                    group["lr"] *= self.factor
+                return
+            self.stopped_ = True
+            raise
+
+
 class ProgressBar(Callback):
     """A tqdm bar over epochs showing the current training loss."""
 
@@ -171,8 +216,16 @@ class AutoencoderNet(NeuralNet):
         ``penalty(module, x, codes, generator) -> scalar`` added to the mean
         reconstruction error of every batch, training and validation.
     seed : int
-        Seeds the module's initialisation, the shuffling and the noise; the
-        global random state is never touched.
+        Seeds the shuffling and the noise (pass it to the module too, as
+        ``module__seed``, to seed its initialisation); the global random
+        state is never touched.
+
+    Attributes beyond NeuralNet's
+    -----------------------------
+    interrupted_ : bool
+        Whether the last call to ``fit_loop`` was interrupted mid-epoch
+        (KeyboardInterrupt), in which case the module and optimizer are back
+        at the end of the last completed epoch.
     shuffle : bool
         Whether to shuffle training batches every epoch.
     """
@@ -195,10 +248,57 @@ class AutoencoderNet(NeuralNet):
             ("check_finite", _CheckFinite()),
         ]
 
-    def initialize_module(self):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            return super().initialize_module()
+    # --------------------------------------------- completed-epoch checkpoints
+
+    def checkpoint(self):
+        """Copies of the module's and the optimizer's state, and the epoch."""
+        return {
+            "module": {
+                k: v.detach().clone() for k, v in self.module_.state_dict().items()
+            },
+            "optimizer": copy.deepcopy(self.optimizer_.state_dict()),
+            "epochs": len(self.history),
+        }
+
+    def restore(self, checkpoint):
+        """Return to a checkpoint: weights, optimizer state and history."""
+        self.module_.load_state_dict(checkpoint["module"])
+        self.optimizer_.load_state_dict(checkpoint["optimizer"])
+        del self.history[checkpoint["epochs"] :]
+
+    def notify(self, method_name, **cb_kwargs):
+        if method_name == "on_epoch_begin":
+            # The state after the last completed epoch (finite: _CheckFinite
+            # has seen its loss), restored if training is interrupted.
+            self.last_epoch_ = self.checkpoint()
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt:
+            # skorch's way for a callback to stop training at the end of an
+            # epoch (EarlyStopping does it): the epoch is complete.
+            self.stopped_by_callback_ = method_name == "on_epoch_end"
+            raise
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop; an interruption mid-epoch rewinds to the last epoch.
+
+        skorch ends training quietly on KeyboardInterrupt. When it comes from
+        the user (Ctrl-C) rather than from a callback at the end of an epoch,
+        the unfinished epoch is undone and ``interrupted_`` is set.
+        """
+        self.interrupted_ = False
+        self.stopped_by_callback_ = False
+        self.last_epoch_ = None
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            if not self.stopped_by_callback_:
+                self.interrupted_ = True
+                if self.last_epoch_ is not None:
+                    self.restore(self.last_epoch_)
+            raise
+        finally:
+            self.last_epoch_ = None
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.noise_generator = _stream_generator(

@@ -1,5 +1,7 @@
 """The torch modules: a fully connected encoder and its mirrored decoder."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,25 +16,25 @@ _ACTIVATIONS = {
 }
 
 
-INIT = False
-_GAINS = {"identity": 1.0, "logistic": 1.0, "tanh": 5.0 / 3.0, "relu": 2.0**0.5}
+def _linear(n_in, n_out, generator):
+    """nn.Linear with torch's default initialisation drawn from ``generator``.
+
+    The layer is allocated without being initialised, so the global random
+    state is neither read nor advanced; with ``generator`` seeded as the
+    global generator would be, the weights are the same as nn.Linear's.
+    """
+    layer = nn.Linear(n_in, n_out, device="meta").to_empty(device="cpu")
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    bound = 1 / math.sqrt(n_in) if n_in > 0 else 0
+    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
 
 
-def _initialise(layer, activation):
-    """Glorot-uniform weights scaled by the activation's gain, zero biases."""
-    nn.init.xavier_uniform_(layer.weight, gain=_GAINS[activation])
-    nn.init.zeros_(layer.bias)
-
-
-def _stack(sizes, activation, last_activation):
+def _stack(sizes, activation, last_activation, generator):
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layer = nn.Linear(n_in, n_out)
-        activated = i < len(sizes) - 2 or last_activation
-        if INIT:
-            _initialise(layer, activation if activated else "identity")
-        layers.append(layer)
-        if activated:
+        layers.append(_linear(n_in, n_out, generator))
+        if i < len(sizes) - 2 or last_activation:
             layers.append(_ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 
@@ -67,6 +69,10 @@ class AutoencoderModule(nn.Module):
         Initial bias of every code unit, e.g. the logit of a sparsity target
         so that logistic codes start near their target rate. torch's default
         when None.
+    seed : int, default=None
+        Seeds the initial weights through a generator of their own (the
+        global random state is never touched). Drawn from the global random
+        state when None.
     """
 
     def __init__(
@@ -79,12 +85,16 @@ class AutoencoderModule(nn.Module):
         input_scale=1.0,
         output_bias=None,
         code_bias=None,
+        seed=None,
     ):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes, n_components]
         self.activation = activation
-        self.encoder = _stack(sizes, activation, last_activation=True)
-        self.decoder = _stack(sizes[::-1], activation, last_activation=False)
+        generator = None
+        if seed is not None:
+            generator = torch.Generator().manual_seed(int(seed))
+        self.encoder = _stack(sizes, activation, True, generator)
+        self.decoder = _stack(sizes[::-1], activation, False, generator)
         offset = torch.zeros(n_features)
         if input_offset is not None:
             offset = torch.as_tensor(input_offset, dtype=torch.float32)

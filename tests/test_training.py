@@ -51,6 +51,7 @@ def test_tol_stops_training_without_convergence_warning(X):
         max_iter=50,
         tol=1e6,
         n_iter_no_change=3,
+        learning_rate="constant",
         device="cpu",
         random_state=0,
     )
@@ -59,6 +60,45 @@ def test_tol_stops_training_without_convergence_warning(X):
         ae.fit(X)
     # The first epoch sets the best loss; three more fail to beat it by tol.
     assert ae.n_iter_ == 4
+
+
+class _RecordLearningRate(Callback):
+    """Record the optimizer's learning rate at the start of every epoch."""
+
+    rates = []
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.rates.append(net.optimizer_.param_groups[0]["lr"])
+
+
+def test_adaptive_learning_rate_divides_by_ten_at_each_plateau(X):
+    """Check that learning_rate="adaptive" lowers the rate twice, then stops."""
+    _RecordLearningRate.rates = rates = []
+    ae = Autoencoder(
+        n_components=3,
+        max_iter=50,
+        tol=1e6,
+        n_iter_no_change=2,
+        learning_rate_init=0.01,
+        warm_start=True,
+        device="cpu",
+        random_state=0,
+        callbacks=[_RecordLearningRate()],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ae.fit(X)
+    # One improving epoch, then three plateaus of two epochs each.
+    assert ae.n_iter_ == 7
+    np.testing.assert_allclose(rates, [1e-2] * 3 + [1e-3] * 2 + [1e-4] * 2)
+    # The next fit starts again from learning_rate_init; partial_fit goes on
+    # at the rate fit ended with.
+    rates.clear()
+    ae.fit(X)
+    assert rates[0] == pytest.approx(1e-2)
+    rates.clear()
+    ae.partial_fit(X)
+    assert rates == [pytest.approx(1e-4)]
 
 
 def test_early_stopping_restores_best_weights():

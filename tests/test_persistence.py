@@ -1,0 +1,539 @@
+"""Persistence: pickle and joblib round trips, and skae.io.save / skae.io.load."""
+
+import hashlib
+import io
+import json
+import os
+import pathlib
+import pickle
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback
+
+import skae
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+)
+from skae.io import FORMAT_VERSION, load, save
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+requires_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"
+)
+
+SMALL = {"max_iter": 3, "batch_size": 8, "random_state": 0}
+
+ESTIMATORS = {
+    "autoencoder": lambda device: Autoencoder(
+        n_components=2, hidden_layer_sizes=(4,), device=device, **SMALL
+    ),
+    # Data in [0, 1]: loss="auto" resolves to binary cross-entropy; one
+    # encoder layer: components_ is set.
+    "sparse": lambda device: SparseAutoencoder(n_components=3, device=device, **SMALL),
+    "contractive": lambda device: ContractiveAutoencoder(
+        n_components=2, hidden_layer_sizes=(4,), device=device, **SMALL
+    ),
+    # Salt-and-pepper noise takes the per-feature range of the training data;
+    # early stopping sets validation_scores_.
+    "denoising": lambda device: DenoisingAutoencoder(
+        n_components=2,
+        hidden_layer_sizes=(4,),
+        noise="salt_and_pepper",
+        early_stopping=True,
+        validation_fraction=0.25,
+        device=device,
+        **SMALL,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def X():
+    return np.random.RandomState(0).uniform(size=(24, 5))
+
+
+@pytest.fixture(scope="module")
+def fitted(X):
+    """One fitted CPU estimator of each kind; tests must not modify them."""
+    return {name: make("cpu").fit(X) for name, make in ESTIMATORS.items()}
+
+
+def _fitted_attributes(estimator):
+    return {
+        name: value
+        for name, value in vars(estimator).items()
+        if name.endswith("_") and not name.startswith("_") and name != "net_"
+    }
+
+
+def assert_same_estimator(actual, expected):
+    """Same class, parameters, fitted attributes (with types and dtypes)."""
+    assert type(actual) is type(expected)
+    params, expected_params = actual.get_params(), expected.get_params()
+    assert params == expected_params
+    for name, value in expected_params.items():
+        assert type(params[name]) is type(value), name
+    attributes = _fitted_attributes(actual)
+    expected_attributes = _fitted_attributes(expected)
+    assert attributes.keys() == expected_attributes.keys()
+    for name, value in expected_attributes.items():
+        assert type(attributes[name]) is type(value), name
+        if isinstance(value, np.ndarray):
+            assert attributes[name].dtype == value.dtype, name
+            assert_array_equal(attributes[name], value)
+        else:
+            assert attributes[name] == value, name
+
+
+def assert_same_outputs(actual, expected, X):
+    """transform, inverse_transform and score_samples agree bit for bit."""
+    codes = expected.transform(X)
+    assert_array_equal(actual.transform(X), codes)
+    assert_array_equal(
+        actual.inverse_transform(codes), expected.inverse_transform(codes)
+    )
+    assert_array_equal(actual.score_samples(X), expected.score_samples(X))
+
+
+def _round_trip(estimator, **load_kwargs):
+    buffer = io.BytesIO()
+    save(estimator, buffer)
+    return load(io.BytesIO(buffer.getvalue()), **load_kwargs)
+
+
+def _rewrite(path, *, edit=None, weights=None, fix_digest=False):
+    """Rewrite a skae file, editing its JSON document and/or its weights."""
+    with zipfile.ZipFile(path) as archive:
+        document = json.loads(archive.read("skae.json"))
+        old_weights = archive.read("weights.pt")
+    if edit is not None:
+        edit(document)
+    if weights is None:
+        weights = old_weights
+    if fix_digest:
+        document["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("skae.json", json.dumps(document))
+        archive.writestr("weights.pt", weights)
+
+
+@pytest.fixture
+def saved(fitted, tmp_path):
+    path = tmp_path / "model.skae"
+    save(fitted["denoising"], path)
+    return path
+
+
+# ------------------------------------------------------------ pickle, joblib
+
+
+def _pickle_round_trip(estimator, tmp_path):
+    return pickle.loads(pickle.dumps(estimator))
+
+
+def _joblib_round_trip(estimator, tmp_path):
+    path = tmp_path / "estimator.joblib"
+    joblib.dump(estimator, path)
+    return joblib.load(path)
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+@pytest.mark.parametrize("round_trip", [_pickle_round_trip, _joblib_round_trip])
+def test_pickle_and_joblib_round_trip(fitted, X, tmp_path, name, round_trip):
+    estimator = fitted[name]
+    restored = round_trip(estimator, tmp_path)
+    assert_same_estimator(restored, estimator)
+    assert_same_outputs(restored, estimator, X)
+
+
+_UNPICKLE_ON_CPU = textwrap.dedent(
+    """
+    import pickle, sys
+    import numpy as np
+    import torch
+
+    assert not torch.cuda.is_available()
+    with open(sys.argv[1], "rb") as f:
+        estimator = pickle.load(f)
+    assert estimator.net_.device == "cpu", estimator.net_.device
+    np.save(sys.argv[3], estimator.transform(np.load(sys.argv[2])))
+    """
+)
+
+
+def _run_without_cuda(script, *args):
+    root = str(pathlib.Path(skae.__file__).resolve().parents[1])
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.mark.cuda
+@requires_cuda
+def test_pickle_cuda_model_unpickles_on_cpu(X, tmp_path):
+    estimator = ESTIMATORS["denoising"]("cuda").fit(X)
+    with open(tmp_path / "estimator.pkl", "wb") as f:
+        pickle.dump(estimator, f)
+    np.save(tmp_path / "X.npy", X)
+    _run_without_cuda(
+        _UNPICKLE_ON_CPU,
+        tmp_path / "estimator.pkl",
+        tmp_path / "X.npy",
+        tmp_path / "codes.npy",
+    )
+    codes = np.load(tmp_path / "codes.npy")
+    assert_allclose(codes, estimator.transform(X), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------ save and load
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_save_load_round_trip(fitted, X, name):
+    estimator = fitted[name]
+    restored = _round_trip(estimator)
+    check_is_fitted(restored)
+    assert_same_estimator(restored, estimator)
+    assert_same_outputs(restored, estimator, X)
+    assert restored.score(X) == estimator.score(X)
+    assert list(restored.net_.history) == list(estimator.net_.history)
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_partial_fit_after_load_continues_training(fitted, X, name):
+    estimator = fitted[name]
+    # The pickled copy continues as the original would: the loaded estimator
+    # (weights, optimizer state, history, seed, noise range) must match it.
+    expected = pickle.loads(pickle.dumps(estimator)).partial_fit(X)
+    restored = _round_trip(estimator).partial_fit(X)
+    assert restored.n_iter_ == estimator.n_iter_ + 1
+    assert restored.loss_curve_ == expected.loss_curve_
+    assert_same_outputs(restored, expected, X)
+
+
+def test_load_keeps_a_lowered_learning_rate(fitted, X):
+    estimator = pickle.loads(pickle.dumps(fitted["autoencoder"]))
+    # As after learning-rate reductions at a plateau.
+    for group in estimator.net_.optimizer_.param_groups:
+        group["lr"] = 1e-5
+    restored = _round_trip(estimator)
+    for group in restored.net_.optimizer_.param_groups:
+        assert group["lr"] == 1e-5
+    restored.partial_fit(X)
+    assert_same_outputs(restored, estimator.partial_fit(X), X)
+
+
+def test_warm_start_fit_after_load(fitted, X):
+    restored = _round_trip(fitted["autoencoder"])
+    restored.set_params(warm_start=True, max_iter=2).fit(X)
+    assert restored.n_iter_ == fitted["autoencoder"].n_iter_ + 2
+
+
+def test_save_to_path_and_file_object(fitted, X, tmp_path):
+    estimator = fitted["sparse"]
+    path = tmp_path / "model.skae"
+    save(estimator, path)
+    save(estimator, str(tmp_path / "again.skae"))
+    # Saving is deterministic.
+    assert path.read_bytes() == (tmp_path / "again.skae").read_bytes()
+    with open(path, "rb") as f:
+        from_file_object = load(f)
+    assert_same_outputs(load(path), estimator, X)
+    assert_same_outputs(from_file_object, estimator, X)
+
+
+def test_parameter_types_round_trip(X):
+    estimator = Autoencoder(
+        n_components=np.int64(2), hidden_layer_sizes=[3], callbacks=[], **SMALL
+    ).fit(X)
+    restored = _round_trip(estimator)
+    assert_same_estimator(restored, estimator)
+    assert type(restored.n_components) is np.int64
+    assert restored.hidden_layer_sizes == [3]
+    assert restored.callbacks == []
+
+
+def test_feature_names_and_output_config_round_trip(X):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=[f"feature {i}" for i in range(X.shape[1])])
+    estimator = Autoencoder(n_components=2, hidden_layer_sizes=(), **SMALL)
+    estimator.set_output(transform="pandas").fit(frame)
+    restored = _round_trip(estimator)
+    assert restored.feature_names_in_.dtype == object
+    assert_array_equal(restored.feature_names_in_, estimator.feature_names_in_)
+    assert restored.components_.dtype == estimator.components_.dtype
+    codes = restored.transform(frame)
+    assert isinstance(codes, pd.DataFrame)
+    pd.testing.assert_frame_equal(codes, estimator.transform(frame))
+
+
+def test_load_with_explicit_device(fitted, X):
+    restored = _round_trip(fitted["contractive"], device="cpu")
+    assert restored.device == "cpu"
+    assert restored.net_.device == "cpu"
+    assert_same_outputs(restored, fitted["contractive"], X)
+
+
+def test_load_with_unavailable_device_is_an_error(saved):
+    with pytest.raises(ValueError, match="not supported|not a valid device"):
+        load(saved, device="tpu")
+
+
+def test_saved_device_unavailable_falls_back_to_cpu(saved, X, monkeypatch):
+    _rewrite(saved, edit=lambda doc: doc["params"].update(device="cuda"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="device='cuda'.*loaded on the CPU"):
+        restored = load(saved)
+    assert restored.device == "cpu"
+    assert restored.net_.device == "cpu"
+    restored.transform(X)
+
+
+_LOAD_ON_CPU = textwrap.dedent(
+    """
+    import sys, warnings
+    import numpy as np
+    import torch
+    from skae.io import load
+
+    assert not torch.cuda.is_available()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimator = load(sys.argv[1])
+    assert any("loaded on the CPU" in str(w.message) for w in caught)
+    assert estimator.device == "cpu" and estimator.net_.device == "cpu"
+    np.save(sys.argv[3], estimator.transform(np.load(sys.argv[2])))
+    """
+)
+
+
+@pytest.mark.cuda
+@requires_cuda
+def test_cuda_model_saved_and_loaded_on_cpu(X, tmp_path):
+    estimator = ESTIMATORS["denoising"]("cuda").fit(X)
+    path = tmp_path / "model.skae"
+    save(estimator, path)
+
+    restored = load(path, device="cpu")
+    assert restored.net_.device == "cpu"
+    assert_allclose(restored.transform(X), estimator.transform(X), rtol=1e-4, atol=1e-5)
+    restored.partial_fit(X)
+
+    np.save(tmp_path / "X.npy", X)
+    _run_without_cuda(_LOAD_ON_CPU, path, tmp_path / "X.npy", tmp_path / "codes.npy")
+    codes = np.load(tmp_path / "codes.npy")
+    assert_allclose(codes, estimator.transform(X), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------ refusals at save
+
+
+def test_save_unfitted_estimator_raises(tmp_path):
+    with pytest.raises(NotFittedError):
+        save(Autoencoder(), tmp_path / "model.skae")
+    assert not (tmp_path / "model.skae").exists()
+
+
+def test_save_rejects_other_estimators(X, tmp_path):
+    with pytest.raises(TypeError, match="pickle or joblib"):
+        save(PCA(n_components=2).fit(X), tmp_path / "model.skae")
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("random_state", np.random.RandomState(0)),
+        ("callbacks", [Callback()]),
+    ],
+)
+def test_save_parameters_json_cannot_hold_raises(X, tmp_path, param, value):
+    estimator = Autoencoder(n_components=2, hidden_layer_sizes=(), **SMALL).fit(X)
+    estimator.set_params(**{param: value})
+    path = tmp_path / "model.skae"
+    with pytest.raises(ValueError, match=rf"parameter {param}=.*pickle or joblib"):
+        save(estimator, path)
+    assert not path.exists()
+
+
+# ------------------------------------------------------------ refusals at load
+
+
+def test_load_refuses_damaged_weights(saved):
+    raw = bytearray(saved.read_bytes())
+    with zipfile.ZipFile(saved) as archive:
+        weights = archive.read("weights.pt")
+    start = bytes(raw).find(weights)
+    assert start >= 0
+    raw[start + len(weights) // 2] ^= 0xFF
+    saved.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="modified or damaged"):
+        load(saved)
+
+
+def test_load_refuses_weights_not_matching_digest(saved):
+    with zipfile.ZipFile(saved) as archive:
+        payload = torch.load(io.BytesIO(archive.read("weights.pt")), weights_only=True)
+    next(iter(payload["module"].values())).add_(1.0)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    _rewrite(saved, weights=buffer.getvalue())
+    with pytest.raises(ValueError, match="SHA-256 digest.*modified or damaged"):
+        load(saved)
+
+
+def test_load_refuses_edited_digest(saved):
+    _rewrite(saved, edit=lambda doc: doc.update(weights_sha256="0" * 64))
+    with pytest.raises(ValueError, match="SHA-256 digest.*modified or damaged"):
+        load(saved)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda doc: doc["params"].update(n_components=3), "shape"),
+        (lambda doc: doc["params"].update(hidden_layer_sizes=[]), "missing"),
+        (lambda doc: doc["params"].update(n_components=-1), "parameters are invalid"),
+        (lambda doc: doc["params"].update(no_such_param=1), "parameters do not fit"),
+        (lambda doc: doc["fitted"].update(n_features_in_=4), "n_features_in_=4"),
+        (lambda doc: doc["fitted"].update(__dict__={}), "invalid fitted attribute"),
+        (lambda doc: doc["fitted"].update(loss_="hinge"), "loss_"),
+        (lambda doc: doc["net"]["hook_tensors"].clear(), "corrupt hook"),
+    ],
+)
+def test_load_refuses_edited_document(saved, edit, message):
+    _rewrite(saved, edit=edit)
+    with pytest.raises(ValueError, match=message):
+        load(saved)
+
+
+def _random_bytes(path):
+    path.write_bytes(np.random.RandomState(0).bytes(1000))
+
+
+def _torch_file(path):
+    torch.save(torch.nn.Linear(3, 2).state_dict(), path)
+
+
+def _zip_without_document(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("weights.pt", b"")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (_random_bytes, "not a zip archive"),
+        (_torch_file, "no skae.json entry.*torch.save"),
+        (_zip_without_document, "no skae.json entry"),
+    ],
+)
+def test_load_refuses_foreign_files(tmp_path, make, message):
+    path = tmp_path / "foreign"
+    make(path)
+    with pytest.raises(ValueError, match=message):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda doc: doc.update(format_version=FORMAT_VERSION + 1), "Upgrade skae"),
+        (lambda doc: doc.update(format_version="1"), "format version"),
+        (lambda doc: doc.update({"class": "os.system"}), "unknown estimator class"),
+        (lambda doc: doc.update({"class": "PCA"}), "unknown estimator class"),
+        (lambda doc: doc.update(format="other"), "does not describe a skae"),
+        (lambda doc: doc.pop("fitted"), r"lacks the keys \['fitted'\]"),
+        (lambda doc: doc["net"].pop("seed"), "'net' entry"),
+        (
+            lambda doc: doc["params"].update(alpha={"__type__": "function"}),
+            "unknown type tag",
+        ),
+    ],
+)
+def test_load_refuses_foreign_documents(saved, edit, message):
+    _rewrite(saved, edit=edit, fix_digest=True)
+    with pytest.raises(ValueError, match=message):
+        load(saved)
+
+
+def test_load_refuses_invalid_json(saved):
+    with zipfile.ZipFile(saved) as archive:
+        weights = archive.read("weights.pt")
+    with zipfile.ZipFile(saved, "w") as archive:
+        archive.writestr("skae.json", b"{not json")
+        archive.writestr("weights.pt", weights)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load(saved)
+
+
+class _TouchOnUnpickle:
+    """Unpickling this object creates a file: a stand-in for any code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (pathlib.Path(self.path),)
+
+
+def _raw_pickle(obj):
+    return pickle.dumps(obj)
+
+
+def _torch_saved(obj):
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "serialize, unsafe_load",
+    [
+        (_raw_pickle, pickle.loads),
+        (
+            _torch_saved,
+            lambda data: torch.load(io.BytesIO(data), weights_only=False),
+        ),
+    ],
+    ids=["pickle", "torch.save"],
+)
+@pytest.mark.parametrize("fix_digest", [True, False])
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_load_runs_nothing_from_a_malicious_file(
+    saved, tmp_path, serialize, unsafe_load, fix_digest
+):
+    # The payload is live: loading it unsafely runs it.
+    canary = tmp_path / "canary"
+    unsafe_load(serialize(_TouchOnUnpickle(canary)))
+    assert canary.exists()
+
+    marker = tmp_path / "marker"
+    _rewrite(saved, weights=serialize(_TouchOnUnpickle(marker)), fix_digest=fix_digest)
+    message = "nothing in it was run" if fix_digest else "modified or damaged"
+    with pytest.raises(ValueError, match=message):
+        load(saved)
+    assert not marker.exists()
