@@ -71,6 +71,20 @@ def _from_tensor(X):
     return (X.float() if X.dtype == torch.bfloat16 else X).numpy()
 
 
+def _float_dtypes(X):
+    """The float dtypes check_array may keep X in.
+
+    check_array reads the column dtypes of NumPy arrays and pandas
+    DataFrames only; any other dataframe (polars) would become float32
+    whatever its columns, so float64 columns ask for float64 explicitly.
+    """
+    if hasattr(X, "dtype") or hasattr(X, "iloc") or not hasattr(X, "dtypes"):
+        return [np.float32, np.float64]
+    if any(str(dtype) == "Float64" for dtype in X.dtypes):
+        return np.float64
+    return [np.float32, np.float64]
+
+
 def _check_float32_range(X, estimator):
     """Refuse float64 values that the cast to float32 would make infinite.
 
@@ -329,10 +343,9 @@ class _BaseAutoencoder(
 
     def _validate_X(self, X, *, reset):
         """validate_data, plus what computing in float32 needs."""
+        X = _from_tensor(X)
         with _numeric_input(self):
-            X = validate_data(
-                self, _from_tensor(X), dtype=[np.float32, np.float64], reset=reset
-            )
+            X = validate_data(self, X, dtype=_float_dtypes(X), reset=reset)
         return _check_float32_range(X, self)
 
     # Whether the encoder sees the centred input scaled to unit average
@@ -524,9 +537,14 @@ class _BaseAutoencoder(
         if valid:
             self.validation_scores_ = valid
             self.best_validation_score_ = max(valid)
+        else:  # none from an earlier fit may remain
+            self.__dict__.pop("validation_scores_", None)
+            self.__dict__.pop("best_validation_score_", None)
         if not self._hidden_layer_sizes():
             weight = net.module_.input_weight
             self.components_ = weight.detach().cpu().numpy().copy()
+        else:
+            self.__dict__.pop("components_", None)
 
     # ------------------------------------------------------------- inference
 
@@ -535,10 +553,12 @@ class _BaseAutoencoder(
         """Number of transformed output features."""
         return self.n_components
 
-    def _map_rows(self, A, fn, n_out, what):
-        """Apply ``fn`` to A block by block, NumPy in and out, A's dtype out.
+    def _map_rows(self, A, prepare, n_out, what):
+        """Apply a function to A block by block, NumPy in and out, A's dtype out.
 
-        ``what`` names the output in the error raised if it is not finite.
+        ``prepare(module)`` returns the function of a block of rows, once
+        per call; ``what`` names its output in the error raised if that is
+        not finite.
         """
         module = self.net_.module_
         module.eval()
@@ -546,7 +566,7 @@ class _BaseAutoencoder(
         out = np.empty((A.shape[0], n_out), dtype=A.dtype)
         try:
             with torch.inference_mode():
-                self._map_blocks(A, fn, module, device, out, what)
+                self._map_blocks(A, prepare(module), device, out, what)
         except _OutOfMemoryError as exc:
             raise MemoryError(
                 f"The {device.type} device ran out of memory in "
@@ -556,7 +576,7 @@ class _BaseAutoencoder(
             ) from exc
         return out
 
-    def _map_blocks(self, A, fn, module, device, out, what):
+    def _map_blocks(self, A, fn, device, out, what):
         """Fill ``out`` with ``fn`` of each block of A's rows."""
         for start in range(0, A.shape[0], _INFERENCE_BLOCK):
             rows = _as_tensor(A[start : start + _INFERENCE_BLOCK], device).contiguous()
@@ -569,8 +589,10 @@ class _BaseAutoencoder(
                 padded = torch.zeros((_INFERENCE_BLOCK, A.shape[1]), device=device)
                 padded[:n_rows] = rows
                 rows = padded
-            block = fn(module, rows)[:n_rows]
-            if not torch.isfinite(block).all():
+            block = fn(rows)[:n_rows]
+            # A sum is finite when every value is (one fast reduction); the
+            # exact test runs only when it is not, as it may overflow.
+            if not torch.isfinite(block.sum()) and not torch.isfinite(block).all():
                 raise ValueError(
                     f"The {what} of rows {start}..{start + n_rows - 1} are "
                     "not finite: X holds values so far from the training "
@@ -594,7 +616,9 @@ class _BaseAutoencoder(
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return self._map_rows(X, lambda m, x: m.encode(x), self.n_components, "codes")
+        return self._map_rows(
+            X, lambda module: module.inference_encoder(), self.n_components, "codes"
+        )
 
     def inverse_transform(self, X):
         """Decode codes back to input space.
@@ -610,10 +634,9 @@ class _BaseAutoencoder(
             Reconstructions, of the codes' floating dtype.
         """
         check_is_fitted(self)
+        X = _from_tensor(X)
         with _numeric_input(self):
-            X = check_array(
-                _from_tensor(X), dtype=[np.float32, np.float64], estimator=self
-            )
+            X = check_array(X, dtype=_float_dtypes(X), estimator=self)
         _check_float32_range(X, self)
         if X.shape[1] != self.n_components:
             raise ValueError(
@@ -622,13 +645,12 @@ class _BaseAutoencoder(
                 "output of transform."
             )
 
-        def decode(module, z):
-            output = module.decode(z)
+        def decoder(module):
             if self.loss_ == "binary_cross_entropy":
-                output = torch.sigmoid(output)
-            return output
+                return lambda z: torch.sigmoid(module.decode(z))
+            return module.decode
 
-        return self._map_rows(X, decode, self.n_features_in_, "reconstructions")
+        return self._map_rows(X, decoder, self.n_features_in_, "reconstructions")
 
     def score_samples(self, X):
         """Negative reconstruction error of each sample.
@@ -661,11 +683,16 @@ class _BaseAutoencoder(
                 )
         criterion = self.net_.criterion_
 
-        def error(module, x):
-            _, output = module(x)
-            return -(criterion(output, x) / x.shape[-1]).unsqueeze(-1)
+        def scorer(module):
+            encode = module.inference_encoder()
 
-        return self._map_rows(X, error, 1, "reconstruction errors")[:, 0]
+            def score(x):
+                output = module.decode(encode(x))
+                return -(criterion(output, x) / x.shape[-1]).unsqueeze(-1)
+
+            return score
+
+        return self._map_rows(X, scorer, 1, "reconstruction errors")[:, 0]
 
     def score(self, X, y=None):
         """Mean negative reconstruction error (higher is better).

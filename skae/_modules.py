@@ -123,21 +123,32 @@ class AutoencoderModule(nn.Module):
         return self.decoder[0]
 
     def encode(self, x):
-        first = self.encoder[0]
-        if torch.is_grad_enabled():
-            # Training: centre and scale the batch; no gradient flows into
-            # these two operations' constants.
-            h = first((x - self.input_offset) * self.input_scale)
-        else:
-            # Inference: the centring and scaling folded into the first
-            # layer, W s (x - offset) + b = (W s) x + (b - W s offset): two
-            # weight-sized operations instead of two passes over the block.
-            weight = self.input_weight
-            bias = torch.addmv(first.bias, weight, self.input_offset, alpha=-1)
-            h = F.linear(x, weight, bias)
+        if not torch.is_grad_enabled():
+            return self.inference_encoder()(x)
+        # Training: centre and scale the batch; no gradient flows into these
+        # two operations' constants.
+        h = self.encoder[0]((x - self.input_offset) * self.input_scale)
         for i in range(1, len(self.encoder)):
             h = self.encoder[i](h)
         return h
+
+    def inference_encoder(self):
+        """The encoder as a function of the raw input, for inference.
+
+        The centring and scaling are folded into the first layer once,
+        W s (x - offset) + b = (W s) x + (b - W s offset): the returned
+        function makes no pass over its input beyond the layers' own, and
+        no weight-sized operation per call.
+        """
+        first = self.encoder[0]
+        weight = self.input_weight
+        bias = torch.addmv(first.bias, weight, self.input_offset, alpha=-1)
+        rest = self.encoder[1:]
+
+        def encode(x):
+            return rest(F.linear(x, weight, bias))
+
+        return encode
 
     def decode(self, codes):
         return self.decoder(codes)

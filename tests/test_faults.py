@@ -203,7 +203,7 @@ def test_out_of_memory_during_fit_says_which_batch_size_to_lower(monkeypatch):
 def test_out_of_memory_during_transform_is_explained(monkeypatch):
     X = _data()
     est = _small(Autoencoder).fit(X)
-    monkeypatch.setattr(type(est.net_.module_), "encode", _raise_oom)
+    monkeypatch.setattr(type(est.net_.module_), "inference_encoder", _raise_oom)
     with pytest.raises(MemoryError, match="ran out of memory.*rows at a time"):
         est.transform(X)
 

@@ -604,13 +604,19 @@ def test_denoising_inference_never_corrupts(noise, clean_data, infer_calls):
     infer_calls.clear()
 
     seen = {"encoder": [], "decoder": []}
-    encode = module.encode
+    # Inference encodes through inference_encoder (transform, score) only.
+    inference_encoder = module.inference_encoder
 
-    def recording_encode(x):
-        seen["encoder"].append(x.numpy().copy())
-        return encode(x)
+    def recording_inference_encoder():
+        encode = inference_encoder()
 
-    module.encode = recording_encode
+        def recording_encode(x):
+            seen["encoder"].append(x.numpy().copy())
+            return encode(x)
+
+        return recording_encode
+
+    module.inference_encoder = recording_inference_encoder
     handles = [
         module.decoder.register_forward_pre_hook(
             lambda m, args: seen["decoder"].append(args[0].numpy().copy())
@@ -637,7 +643,7 @@ def test_denoising_inference_never_corrupts(noise, clean_data, infer_calls):
     finally:
         for handle in handles:
             handle.remove()
-        del module.encode
+        del module.inference_encoder
 
     assert infer_calls == []  # no training step ran
     np.testing.assert_array_equal(Z, Z_again)

@@ -1,0 +1,68 @@
+"""Running inside Dask workers: torch's threads within the worker's share.
+
+A Dask worker runs as many tasks at once as it has threads. Workers started
+by a nanny (``dask worker``, ``LocalCluster(processes=True)``) get
+``OMP_NUM_THREADS=MKL_NUM_THREADS=1`` before they start, so torch uses one
+thread per task. Workers without a nanny (``LocalCluster(processes=False)``,
+``dask worker --no-nanny``, a ``Worker`` started by hand) inherit torch's
+default of one thread per core, in every task at once: ``limit_threads``
+caps torch's intra-op threads at the worker's thread count while it is
+entered, and does nothing outside a Dask worker.
+"""
+
+import sys
+import threading
+from contextlib import contextmanager
+
+import torch
+
+__all__ = ["limit_threads"]
+
+_lock = threading.Lock()
+_entered = 0
+_saved = None
+
+
+def _worker_nthreads():
+    """The thread count of the Dask worker running this code, else None."""
+    # A Dask worker has imported distributed already; elsewhere there is
+    # nothing to look up, and no import to pay for.
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        worker = distributed.get_worker()
+    except ValueError:
+        return None
+    return worker.state.nthreads
+
+
+@contextmanager
+def limit_threads():
+    """Cap torch's intra-op threads at the Dask worker's thread count.
+
+    Outside a Dask worker, or where torch already uses no more threads, the
+    thread count is left as it is. It is restored when the last of the
+    tasks running in this process at once leaves (threads are a setting of
+    the whole process, which a worker without a nanny shares with others).
+    """
+    global _entered, _saved
+    nthreads = _worker_nthreads()
+    if nthreads is None:
+        yield
+        return
+    with _lock:
+        if _entered == 0:
+            _saved = torch.get_num_threads()
+        _entered += 1
+        cap = min(_saved, nthreads)
+    try:
+        # Set in every task, even to the current value: OpenMP keeps the
+        # count per calling thread, and this is the thread that computes.
+        torch.set_num_threads(cap)
+        yield
+    finally:
+        with _lock:
+            _entered -= 1
+            if _entered == 0:
+                torch.set_num_threads(_saved)

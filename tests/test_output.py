@@ -1,0 +1,191 @@
+"""Tests of output containers (set_output) and output feature names."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+)
+
+pd = pytest.importorskip("pandas")
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+ESTIMATORS = [
+    Autoencoder,
+    ContractiveAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+]
+N_COMPONENTS = 3
+COLUMNS = [f"pixel{i}" for i in range(6)]
+X = np.random.RandomState(0).uniform(size=(20, 6))
+# A non-default index, to see that it is kept.
+X_df = pd.DataFrame(X, columns=COLUMNS, index=np.arange(100, 120)[::-1])
+
+
+def _make(Estimator, **params):
+    """A small, fast instance of ``Estimator``."""
+    fast = dict(hidden_layer_sizes=(), max_iter=2, random_state=0, device="cpu")
+    return Estimator(N_COMPONENTS, **{**fast, **params})
+
+
+def _expected_names(Estimator):
+    return [f"{Estimator.__name__.lower()}{i}" for i in range(N_COMPONENTS)]
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_pandas_output_has_names_and_index(Estimator):
+    """Check that pandas output has the output names and the input's index."""
+    est = _make(Estimator).fit(X_df)
+    codes = est.transform(X_df)
+
+    est.set_output(transform="pandas")
+    out = est.transform(X_df)
+
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == list(est.get_feature_names_out())
+    assert list(out.columns) == _expected_names(Estimator)
+    pd.testing.assert_index_equal(out.index, X_df.index)
+    assert (out.dtypes == np.float64).all()
+    np.testing.assert_array_equal(out.to_numpy(), codes)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_pandas_output_of_fit_transform(Estimator):
+    """Check that fit_transform gives the same DataFrame as fit then transform."""
+    est = _make(Estimator).set_output(transform="pandas")
+
+    out = est.fit_transform(X_df)
+
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == _expected_names(Estimator)
+    pd.testing.assert_index_equal(out.index, X_df.index)
+    pd.testing.assert_frame_equal(out, est.transform(X_df))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_pandas_output_keeps_float32(Estimator):
+    """Check that float32 columns give float32 codes in pandas output."""
+    X32 = X_df.astype(np.float32)
+    est = _make(Estimator).set_output(transform="pandas").fit(X32)
+
+    out = est.transform(X32)
+
+    assert (out.dtypes == np.float32).all()
+    assert (est.transform(X_df).dtypes == np.float64).all()
+
+
+def test_pandas_output_of_numpy_input():
+    """Check that a NumPy input gives a DataFrame with a default index."""
+    est = _make(Autoencoder).set_output(transform="pandas").fit(X)
+
+    out = est.transform(X)
+
+    assert list(out.columns) == _expected_names(Autoencoder)
+    pd.testing.assert_index_equal(out.index, pd.RangeIndex(len(X)))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_inverse_transform_returns_ndarray(Estimator):
+    """Check that inverse_transform returns an ndarray whatever set_output says.
+
+    scikit-learn's set_output wraps transform and fit_transform only.
+    """
+    est = _make(Estimator).set_output(transform="pandas").fit(X_df)
+    codes = est.transform(X_df)
+
+    reconstructions = est.inverse_transform(codes)
+
+    assert type(reconstructions) is np.ndarray
+    assert reconstructions.shape == X_df.shape
+    np.testing.assert_array_equal(
+        reconstructions, est.inverse_transform(codes.to_numpy())
+    )
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_feature_names_are_stable(Estimator):
+    """Check that the output names depend on the class and n_components only."""
+    expected = _expected_names(Estimator)
+    est = _make(Estimator).fit(X_df)
+    assert list(est.get_feature_names_out()) == expected
+
+    # Another fit, on other data without feature names.
+    est.set_params(random_state=1).fit(X[:10, :4])
+    assert list(est.get_feature_names_out()) == expected
+    assert list(clone(est).fit(X).get_feature_names_out()) == expected
+
+    restored = pickle.loads(pickle.dumps(est.set_output(transform="pandas")))
+    assert list(restored.get_feature_names_out()) == expected
+    assert list(restored.transform(X[:, :4]).columns) == expected
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_feature_names_out_checks_input_features(Estimator):
+    """Check that input_features must match the features seen in fit."""
+    est = _make(Estimator).fit(X_df)
+
+    names = est.get_feature_names_out(COLUMNS)
+    assert list(names) == _expected_names(Estimator)
+    with pytest.raises(ValueError, match="input_features is not equal to"):
+        est.get_feature_names_out([f"other{i}" for i in range(6)])
+
+    est = _make(Estimator).fit(X)
+    assert list(est.get_feature_names_out([f"x{i}" for i in range(6)])) == list(names)
+    with pytest.raises(ValueError, match="input_features should have length"):
+        est.get_feature_names_out(["x0", "x1"])
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_pipeline_passes_names_downstream(Estimator):
+    """Check that a downstream step of a pandas-output Pipeline sees the names."""
+    pipe = make_pipeline(_make(Estimator), StandardScaler())
+    pipe.set_output(transform="pandas")
+
+    out = pipe.fit_transform(X_df)
+
+    expected = _expected_names(Estimator)
+    scaler = pipe[-1]
+    assert list(scaler.feature_names_in_) == expected
+    assert list(pipe.get_feature_names_out()) == expected
+    assert list(out.columns) == expected
+    pd.testing.assert_index_equal(out.index, X_df.index)
+    pd.testing.assert_frame_equal(out, pipe.transform(X_df))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_polars_output(Estimator):
+    """Check that polars output has the output names, for pandas or polars input."""
+    pl = pytest.importorskip("polars")
+    est = _make(Estimator).fit(X_df)
+    codes = est.transform(X_df)
+
+    est.set_output(transform="polars")
+
+    for data in (X_df, pl.DataFrame(X, schema=COLUMNS)):
+        out = est.transform(data)
+        assert isinstance(out, pl.DataFrame)
+        assert out.columns == _expected_names(Estimator)
+        np.testing.assert_allclose(out.to_numpy(), codes, rtol=1e-6)
+    assert out.columns == list(est.get_feature_names_out())
+    assert type(est.inverse_transform(out)) is np.ndarray
+
+
+def test_polars_float64_input_keeps_float64():
+    """Check that float64 polars columns give float64 codes, as pandas ones do."""
+    pl = pytest.importorskip("polars")
+    X_pl = pl.DataFrame(X, schema=COLUMNS)
+    est = _make(Autoencoder).set_output(transform="polars").fit(X_pl)
+
+    out = est.transform(X_pl)
+
+    assert out.dtypes == [pl.Float64] * N_COMPONENTS
