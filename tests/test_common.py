@@ -3,6 +3,7 @@
 import pytest
 from sklearn.utils.estimator_checks import (
     check_param_validation,
+    check_readonly_memmap_input,
     parametrize_with_checks,
 )
 
@@ -36,6 +37,12 @@ def test_sklearn_compatible_estimator(estimator, check):
 def test_param_validation(estimator):
     """Check that every parameter is validated with a clear error."""
     check_param_validation(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=repr)
+def test_readonly_memmap_input(estimator):
+    """Check that read-only memory-mapped inputs work (not in the default checks)."""
+    check_readonly_memmap_input(type(estimator).__name__, estimator)
 
 
 def test_shared_docstrings_are_identical():
