@@ -33,6 +33,7 @@ from ._engine import (
     resolve_device,
 )
 from ._modules import AutoencoderModule
+from ._parallel import limit_threads
 
 # Rows per block at inference. Every block has exactly this many rows (the
 # last one is zero-padded), so each row meets the same kernels whatever the
@@ -454,7 +455,8 @@ class _BaseAutoencoder(
             if X_valid is not None:
                 valid = TensorDataset(_as_tensor(X_valid, device))
                 net.train_split = lambda dataset, y=None: (dataset, valid)
-            net.partial_fit(TensorDataset(_as_tensor(X, device)), epochs=epochs)
+            with limit_threads():
+                net.partial_fit(TensorDataset(_as_tensor(X, device)), epochs=epochs)
             if net.interrupted_ and len(net.history) == n_before and not continuing:
                 # Ctrl-C before the first epoch ended: nothing to keep.
                 raise KeyboardInterrupt
@@ -565,7 +567,7 @@ class _BaseAutoencoder(
         device = torch.device(self.net_.device)
         out = np.empty((A.shape[0], n_out), dtype=A.dtype)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), limit_threads():
                 self._map_blocks(A, prepare(module), device, out, what)
         except _OutOfMemoryError as exc:
             raise MemoryError(

@@ -2,12 +2,13 @@
 
 A Dask worker runs as many tasks at once as it has threads. Workers started
 by a nanny (``dask worker``, ``LocalCluster(processes=True)``) get
-``OMP_NUM_THREADS=MKL_NUM_THREADS=1`` before they start, so torch uses one
-thread per task. Workers without a nanny (``LocalCluster(processes=False)``,
-``dask worker --no-nanny``, a ``Worker`` started by hand) inherit torch's
-default of one thread per core, in every task at once: ``limit_threads``
-caps torch's intra-op threads at the worker's thread count while it is
-entered, and does nothing outside a Dask worker.
+``OMP_NUM_THREADS=MKL_NUM_THREADS=1`` before they start, unless these are set
+where they are started, so torch uses one thread per task. Workers without a
+nanny (``LocalCluster(processes=False)``, ``dask worker --no-nanny``, a
+``Worker`` started by hand) keep torch's default of one thread per core, in
+every task at once: ``limit_threads`` caps torch's intra-op threads at the
+worker's thread count while it is entered, and does nothing outside a Dask
+worker.
 """
 
 import sys
