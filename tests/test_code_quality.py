@@ -1,0 +1,118 @@
+"""Docstrings, lint, formatting and packaging of the project itself."""
+
+import importlib
+import inspect
+import shutil
+import subprocess
+import sys
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+import skae
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLIC_MODULES = ["skae", "skae.metrics", "skae.io", "skae.plotting"]
+
+# Checks scikit-learn does not enforce either: a named Returns entry, and
+# the optional See Also, Examples and extended-summary sections.
+IGNORED_DOCSTRING_CHECKS = {"RT02", "SA01", "EX01", "ES01"}
+
+
+def _public_callables():
+    """Dotted names of every public function, class and method defined here."""
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if name.startswith("__") or not callable(obj):
+                continue
+            yield f"{module_name}.{name}"
+            if not inspect.isclass(obj):
+                continue
+            for member_name, member in inspect.getmembers(obj):
+                func = getattr(member, "__func__", member)
+                defined_here = str(getattr(func, "__module__", "")).startswith("skae")
+                if not member_name.startswith("_") and callable(func) and defined_here:
+                    yield f"{module_name}.{name}.{member_name}"
+
+
+PUBLIC_CALLABLES = sorted(set(_public_callables()))
+
+
+def test_public_api_is_found():
+    """Check that the docstring test below sees the whole public API."""
+    assert "skae.SparseAutoencoder.fit" in PUBLIC_CALLABLES
+    assert "skae.io.load" in PUBLIC_CALLABLES
+    assert len(PUBLIC_CALLABLES) > 30
+
+
+@pytest.mark.parametrize("name", PUBLIC_CALLABLES)
+def test_docstring_follows_numpydoc(name):
+    """Check each public docstring with numpydoc's validation."""
+    pytest.importorskip("numpydoc")
+    from numpydoc.validate import validate
+
+    errors = [
+        f"{code}: {message}"
+        for code, message in validate(name)["errors"]
+        if code not in IGNORED_DOCSTRING_CHECKS
+    ]
+    assert not errors, "\n".join(errors)
+
+
+def _ruff():
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    return ruff
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_ruff(command):
+    """Check lint and formatting of the whole tree."""
+    result = subprocess.run(
+        [_ruff(), *command, "."], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_wheel_metadata(tmp_path):
+    """Check that the wheel carries the version, license, extras and more."""
+    pytest.importorskip("setuptools")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("skae-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        files = archive.namelist()
+        (metadata_name,) = [f for f in files if f.endswith(".dist-info/METADATA")]
+        metadata = Parser().parsestr(archive.read(metadata_name).decode())
+    assert metadata["Name"] == "skae"
+    assert metadata["Version"] == skae.__version__
+    assert metadata["License-Expression"] == "BSD-3-Clause"
+    assert any(f.endswith(".dist-info/licenses/LICENSE") for f in files)
+    assert metadata["Requires-Python"] == ">=3.10"
+    classifiers = metadata.get_all("Classifier")
+    assert "Programming Language :: Python :: 3" in classifiers
+    assert set(metadata.get_all("Provides-Extra")) >= {"test", "docs", "plot", "dask"}
+    requirements = " ".join(metadata.get_all("Requires-Dist"))
+    for package in ("torch", "scikit-learn", "skorch", "numpy", "tqdm"):
+        assert package in requirements
+    assert "skae/io.py" in files and "skae/plotting.py" in files
+    assert not any(f.startswith(("tests/", "benchmarks/", "docs/")) for f in files)
