@@ -1,0 +1,796 @@
+"""Training many autoencoder nets at once, as one batched model.
+
+``fit_nets`` takes initialised ``AutoencoderNet`` instances of one
+architecture (same layer sizes, activation, criterion, batch size and
+optimizer class) and trains them together: their parameters are stacked
+along a leading "model" axis M (weights of shape (M, out, in), applied with
+``torch.baddbmm``), and one forward and backward pass per step serves every
+net. Each net ends as its own ``partial_fit`` under ``PlateauStopping``
+would leave it, to float32 rounding: the same initial weights (its own
+module), the same permutation of its rows in every epoch and the same noise
+(drawn from its own seeded generators, as ``AutoencoderNet`` draws them),
+the same optimizer arithmetic (Adam or SGD with Nesterov momentum, its own
+learning rate and weight decay per parameter group), the same epoch loss
+(batch losses averaged with batch-size weights, as skorch's
+``PassthroughScoring`` does) and the same stopping rule. A net that stops or
+whose loss is no longer finite leaves the stack at the end of that epoch;
+the others go on.
+
+Nets may train on row sets of different sizes (cross-validation folds
+differ by a row): at each step the nets are grouped by the size of their
+batch, each group is one batched pass, and a net without a batch at that
+step (it has fewer batches per epoch) is left untouched by the update.
+
+This layer knows torch only.
+"""
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from ._engine import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
+
+__all__ = [
+    "StackedPenalty",
+    "contractive_projection_stacked",
+    "fit_nets",
+    "member_bytes",
+]
+
+_ACTIVATIONS = {
+    "identity": lambda h: h,
+    "logistic": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+}
+
+
+def member_bytes(n_features, layer_sizes, batch_size, load_best=False):
+    """Rough memory one net takes in a batched step: state and activations.
+
+    ``layer_sizes`` are the encoder's output sizes, the code last (the
+    decoder mirrors them). Counts the parameters, their gradients, two
+    optimizer buffers, a copy of the best parameters (with ``load_best``)
+    and the net's own module, plus the activations of one batch kept for
+    the backward pass.
+    """
+    sizes = [n_features, *layer_sizes]
+    n_params = 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n_params += sum(sizes[1:]) + sum(sizes[:-1])
+    buffers = 5 + int(load_best)
+    activations = batch_size * (6 * n_features + 4 * 2 * sum(layer_sizes))
+    return 4 * (buffers * n_params + activations)
+
+
+def contractive_projection_stacked(
+    module, x, codes, generators, *, weight, n_projections
+):
+    """``weight * contractive_projection(module.encode, x, ...)`` per model.
+
+    The random-projection estimate of the contractive penalty over a
+    leading model axis; each model's projections come from its own
+    generator, drawn as its own fit draws them (one code-shaped normal
+    sample per projection).
+    """
+    x = x.detach().requires_grad_(True)
+    codes = module.encode(x)
+    total = codes.new_zeros(codes.shape[0])
+    for _ in range(n_projections):
+        u = torch.stack(
+            [
+                torch.randn(
+                    codes.shape[1:],
+                    generator=generator,
+                    dtype=codes.dtype,
+                    device=codes.device,
+                )
+                for generator in generators
+            ]
+        )
+        (vjp,) = torch.autograd.grad(codes, x, grad_outputs=u, create_graph=True)
+        total = total + vjp.square().sum(dim=-1).mean(dim=-1)
+    return weight * (total / n_projections)
+
+
+class StackedPenalty:
+    """A penalty hook of several nets, its varying keywords stacked.
+
+    Each net's penalty is ``functools.partial(func, **keywords)`` of one
+    ``func``. A keyword whose value is the same for every net is passed as
+    it is; one that differs becomes a float32 tensor with one entry per
+    net, of ``ndims[name]`` dimensions (1 for a factor of the per-net
+    penalty, 2 for a value that broadcasts against per-unit statistics).
+
+    Parameters
+    ----------
+    penalties : list of functools.partial
+    ndims : dict of str to int
+    device : torch.device
+    batched : callable, default=None
+        Replaces ``func`` when it cannot run over a model axis as it is:
+        ``batched(module, x, codes, generators, **keywords)`` with one
+        generator per net (the nets' own noise generators).
+
+    Attributes
+    ----------
+    random : bool
+        Whether the penalty draws from the nets' generators (and needs
+        gradients, also when it is evaluated on validation data).
+    """
+
+    def __init__(self, penalties, ndims, device, batched=None):
+        self.func = batched or penalties[0].func
+        self.random = batched is not None
+        self.fixed, self.stacked = {}, {}
+        for name, value in penalties[0].keywords.items():
+            values = [p.keywords[name] for p in penalties]
+            if all(v == value for v in values):
+                self.fixed[name] = value
+            else:
+                shape = (len(values),) + (1,) * (ndims[name] - 1)
+                self.stacked[name] = torch.tensor(
+                    values, dtype=torch.float32, device=device
+                ).reshape(shape)
+
+    def select(self, index):
+        """The penalty of the nets at ``index`` (a tensor of positions)."""
+        new = StackedPenalty.__new__(StackedPenalty)
+        new.func, new.fixed, new.random = self.func, self.fixed, self.random
+        new.stacked = {k: v.index_select(0, index) for k, v in self.stacked.items()}
+        return new
+
+    def __call__(self, module, x, codes, generators, index=None):
+        stacked = self.stacked
+        if index is not None:
+            stacked = {k: v.index_select(0, index) for k, v in stacked.items()}
+        return self.func(module, x, codes, generators, **self.fixed, **stacked)
+
+
+class _Layout:
+    """Where each parameter of a module sits in a row of the flat buffers.
+
+    Parameters are ordered by optimizer parameter group, so that each
+    group (and its weight decay) covers one contiguous range of columns.
+    """
+
+    def __init__(self, module, optimizer):
+        group_of = {}
+        for g, group in enumerate(optimizer.param_groups):
+            for p in group["params"]:
+                group_of[id(p)] = g
+        named = sorted(
+            module.named_parameters(), key=lambda item: group_of[id(item[1])]
+        )
+        self.names, self.shapes, self.slices, self.groups = [], [], [], []
+        start = 0
+        for name, p in named:
+            self.names.append(name)
+            self.shapes.append(tuple(p.shape))
+            self.slices.append(slice(start, start + p.numel()))
+            self.groups.append(group_of[id(p)])
+            start += p.numel()
+        self.size = start
+        # Column range of each parameter group.
+        self.group_ranges = {}
+        for g, sl in zip(self.groups, self.slices):
+            lo, hi = self.group_ranges.get(g, (sl.start, sl.stop))
+            self.group_ranges[g] = (min(lo, sl.start), max(hi, sl.stop))
+
+    def row(self, module):
+        params = dict(module.named_parameters())
+        return torch.cat([params[n].detach().reshape(-1) for n in self.names])
+
+    def load_row(self, module, row):
+        params = dict(module.named_parameters())
+        with torch.no_grad():
+            for name, sl in zip(self.names, self.slices):
+                params[name].copy_(row[sl].view_as(params[name]))
+
+    def tensors(self, module, row):
+        """The pieces of ``row`` shaped as ``module``'s parameters, by object."""
+        params = dict(module.named_parameters())
+        return {
+            params[name]: row[sl].view_as(params[name]).clone()
+            for name, sl in zip(self.names, self.slices)
+        }
+
+
+class _StackedModule:
+    """``AutoencoderModule``'s training arithmetic over a leading model axis.
+
+    Exposes what the penalty hooks read of a module: ``input_weight``,
+    ``code_layer``, ``decoder_input_layer``, ``activation`` and ``encode``.
+    """
+
+    def __init__(self, encoder, decoder, offset, scale, activation):
+        self.encoder = encoder  # [(weight (M, out, in), bias (M, out)), ...]
+        self.decoder = decoder
+        self.input_offset = offset  # (M, n_features)
+        self.input_scale = scale  # (M,)
+        self.activation = activation
+        self._act = _ACTIVATIONS[activation]
+
+    def select(self, index):
+        def pick(layers):
+            return [
+                (w.index_select(0, index), b.index_select(0, index)) for w, b in layers
+            ]
+
+        return _StackedModule(
+            pick(self.encoder),
+            pick(self.decoder),
+            self.input_offset.index_select(0, index),
+            self.input_scale.index_select(0, index),
+            self.activation,
+        )
+
+    @property
+    def input_weight(self):
+        return self.encoder[0][0] * self.input_scale[:, None, None]
+
+    @property
+    def code_layer(self):
+        weight, bias = self.encoder[-1]
+        return SimpleNamespace(weight=weight, bias=bias)
+
+    @property
+    def decoder_input_layer(self):
+        weight, bias = self.decoder[0]
+        return SimpleNamespace(weight=weight, bias=bias)
+
+    @staticmethod
+    def _linear(h, weight, bias):
+        return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+
+    def encode(self, x):
+        h = (x - self.input_offset.unsqueeze(1)) * self.input_scale[:, None, None]
+        for weight, bias in self.encoder:
+            h = self._act(self._linear(h, weight, bias))
+        return h
+
+    def decode(self, codes):
+        h = codes
+        last = len(self.decoder) - 1
+        for i, (weight, bias) in enumerate(self.decoder):
+            h = self._linear(h, weight, bias)
+            if i < last:
+                h = self._act(h)
+        return h
+
+    def forward(self, x):
+        codes = self.encode(x)
+        return codes, self.decode(codes)
+
+
+def _layers(sequential, prefix):
+    return [
+        f"{prefix}.{i}"
+        for i, layer in enumerate(sequential)
+        if isinstance(layer, torch.nn.Linear)
+    ]
+
+
+def _plan(n_rows, batch_sizes, device):
+    """The batches of one epoch, step by step.
+
+    Returns ``(steps, weights)``: for each step, the groups
+    ``(index, starts, size)`` of the nets whose batch there has ``size``
+    rows (``index`` None when it is every net and they all start at
+    ``starts``, an int) and the positions of the nets without a batch; and
+    the (steps, nets) array of batch sizes (0 where a net has no batch).
+    """
+    n_batches = -(-n_rows // batch_sizes)
+    n_steps = int(n_batches.max())
+    weights = np.zeros((n_steps, len(n_rows)))
+    steps = []
+    for t in range(n_steps):
+        active = t < n_batches
+        starts = t * batch_sizes
+        sizes = np.where(active, np.minimum(batch_sizes, n_rows - starts), 0)
+        weights[t] = sizes
+        groups = []
+        for size in np.unique(sizes[active]):
+            members = np.flatnonzero(active & (sizes == size))
+            if len(members) == len(n_rows) and np.all(starts == starts[0]):
+                groups.append((None, int(starts[0]), int(size)))
+            else:
+                groups.append(
+                    (
+                        torch.as_tensor(members, device=device),
+                        torch.as_tensor(starts[members], device=device),
+                        int(size),
+                    )
+                )
+        steps.append((groups, np.flatnonzero(~active)))
+    return steps, weights
+
+
+class _Stack:
+    """The state of the nets still training, one row per net."""
+
+    def __init__(self, nets, layout, train_rows, valid_rows, device):
+        self.layout = layout
+        self.device = device
+        modules = [net.module_ for net in nets]
+        self.params = torch.stack([layout.row(m) for m in modules]).to(device)
+        self.grad = torch.zeros_like(self.params)
+        self.offset = torch.stack([m.input_offset for m in modules]).to(device)
+        self.scale = torch.stack([m.input_scale for m in modules]).to(device)
+        self.train_rows = train_rows
+        self.valid_rows = valid_rows
+        # The optimizer's per-parameter buffers, by name.
+        self.buffers = {}
+        # The parameters at each net's best epoch so far (with load_best).
+        self.best = None
+
+    def select(self, keep):
+        index = torch.as_tensor(keep, device=self.device)
+        for name in ("params", "grad", "offset", "scale", "best"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name).index_select(0, index))
+        self.buffers = {k: v.index_select(0, index) for k, v in self.buffers.items()}
+        self.train_rows = [self.train_rows[i] for i in keep]
+        if self.valid_rows is not None:
+            self.valid_rows = [self.valid_rows[i] for i in keep]
+
+    def module(self, activation, encoder, decoder):
+        """A _StackedModule over leaf views of the parameter rows."""
+        leaves = []
+        views = {}
+        n = len(self.params)
+        for name, shape, sl in zip(
+            self.layout.names, self.layout.shapes, self.layout.slices
+        ):
+            view = self.params[:, sl].view(n, *shape).requires_grad_()
+            views[name] = view
+            leaves.append(view)
+
+        def layers(names):
+            return [(views[f"{p}.weight"], views[f"{p}.bias"]) for p in names]
+
+        module = _StackedModule(
+            layers(encoder), layers(decoder), self.offset, self.scale, activation
+        )
+        return module, leaves
+
+
+def _padded(rows, device):
+    """Row index tensors of different lengths as one (n_nets, max_len) tensor."""
+    width = max(len(r) for r in rows)
+    out = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+class _Optimizer:
+    """Adam, or SGD with momentum, over the flat (nets, params) buffers.
+
+    The arithmetic of ``torch.optim.Adam`` (also its fused kernels) and
+    ``torch.optim.SGD``, with one learning rate per net and one weight decay
+    per net and parameter group; each net has its own step count.
+    """
+
+    def __init__(self, nets, layout, stack):
+        group = nets[0].optimizer_.param_groups[0]
+        if group.get("amsgrad") or group.get("maximize") or group.get("dampening"):
+            raise ValueError(
+                "Batched training implements Adam without amsgrad and SGD "
+                "without dampening, never maximizing."
+            )
+        self.adam = "betas" in group
+        if self.adam:
+            self.beta1, self.beta2 = group["betas"]
+            self.eps = group["eps"]
+            names = ("exp_avg", "exp_avg_sq")
+        else:
+            self.momentum = group["momentum"]
+            self.nesterov = group["nesterov"]
+            self.dampening = group["dampening"]
+            names = ("momentum_buffer",)
+        for name in names:
+            stack.buffers[name] = torch.zeros_like(stack.params)
+        self.lr = np.array([float(net.lr) for net in nets])
+        self.steps = np.zeros(len(nets), dtype=np.int64)
+        # Per parameter group with any decay: its columns and each net's decay.
+        self.decay = {}
+        for g, (lo, hi) in layout.group_ranges.items():
+            values = [net.optimizer_.param_groups[g]["weight_decay"] for net in nets]
+            if any(values):
+                self.decay[g] = (lo, hi, np.asarray(values, dtype=np.float64))
+        self.device = stack.device
+
+    def select(self, keep):
+        self.lr = self.lr[keep]
+        self.steps = self.steps[keep]
+        self.decay = {g: (lo, hi, v[keep]) for g, (lo, hi, v) in self.decay.items()}
+
+    def _column(self, values):
+        return torch.as_tensor(
+            np.asarray(values, dtype=np.float32), device=self.device
+        ).unsqueeze(1)
+
+    def step(self, stack, idle):
+        """Update every net but those at positions ``idle``."""
+        saved = None
+        if len(idle):
+            index = torch.as_tensor(idle, device=self.device)
+            saved = [
+                t.index_select(0, index)
+                for t in (stack.params, *stack.buffers.values())
+            ]
+        active = np.ones(len(self.lr), dtype=bool)
+        active[idle] = False
+        self.steps[active] += 1
+        p, g = stack.params, stack.grad
+        for lo, hi, values in self.decay.values():
+            g[:, lo:hi].addcmul_(p[:, lo:hi], self._column(values))
+        if self.adam:
+            self._adam(stack, p, g)
+        else:
+            self._sgd(stack, p, g)
+        if saved is not None:
+            for t, rows in zip((stack.params, *stack.buffers.values()), saved):
+                t.index_copy_(0, index, rows)
+
+    def _adam(self, stack, p, g):
+        exp_avg, exp_avg_sq = stack.buffers["exp_avg"], stack.buffers["exp_avg_sq"]
+        steps = np.maximum(self.steps, 1).astype(np.float64)
+        step_size = self.lr / (1 - self.beta1**steps)
+        bias_correction2_sqrt = np.sqrt(1 - self.beta2**steps)
+        exp_avg.lerp_(g, 1 - self.beta1)
+        exp_avg_sq.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+        denom = exp_avg_sq.sqrt().div_(self._column(bias_correction2_sqrt))
+        denom.add_(self.eps)
+        update = exp_avg * self._column(step_size)
+        p.sub_(update.div_(denom))
+
+    def _sgd(self, stack, p, g):
+        # torch starts the buffer at the first gradient; from zero, the
+        # first update gives the same (no dampening).
+        buf = stack.buffers["momentum_buffer"]
+        buf.mul_(self.momentum).add_(g, alpha=1 - self.dampening)
+        if self.nesterov:
+            g = g.add(buf, alpha=self.momentum)
+        else:
+            g = buf
+        p.addcmul_(g, self._column(-self.lr))
+
+    def state(self, net, layout, stack, i):
+        """Set net's optimizer state (and learning rate) from row i."""
+        optimizer = net.optimizer_
+        for group in optimizer.param_groups:
+            group["lr"] = float(self.lr[i])
+        params = dict(net.module_.named_parameters())
+        for name, sl in zip(layout.names, layout.slices):
+            p = params[name]
+            state = {k: v[i, sl].view_as(p).clone() for k, v in stack.buffers.items()}
+            if self.adam:
+                group = next(
+                    g
+                    for g in optimizer.param_groups
+                    if any(q is p for q in g["params"])
+                )
+                on_device = group.get("fused") or group.get("capturable")
+                state["step"] = torch.tensor(
+                    float(self.steps[i]),
+                    dtype=torch.float32,
+                    device=p.device if on_device else "cpu",
+                )
+            optimizer.state[p] = state
+
+
+class _Stopping:
+    """``PlateauStopping`` with ``threshold_mode="abs"``, one state per net."""
+
+    def __init__(self, n, patience, threshold, max_reductions, factor=0.1):
+        self.patience = patience
+        self.threshold = threshold
+        self.max_reductions = max_reductions
+        self.factor = factor
+        self.misses = np.zeros(n, dtype=np.int64)
+        self.reductions = np.zeros(n, dtype=np.int64)
+        self.dynamic_threshold = np.full(n, np.inf)
+        self.best_epoch = np.zeros(n, dtype=np.int64)
+
+    def select(self, keep):
+        for name in ("misses", "reductions", "dynamic_threshold", "best_epoch"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    def update(self, scores, epoch, lr):
+        """Record one epoch; returns (improved, stopped) boolean arrays.
+
+        Lowers ``lr`` (in place) of the nets that reach a plateau with
+        reductions left.
+        """
+        improved = scores < self.dynamic_threshold
+        self.misses = np.where(improved, 0, self.misses + 1)
+        self.dynamic_threshold = np.where(
+            improved, scores - self.threshold, self.dynamic_threshold
+        )
+        self.best_epoch = np.where(improved, epoch, self.best_epoch)
+        plateau = self.misses == self.patience
+        reduce = plateau & (self.reductions < self.max_reductions)
+        self.reductions[reduce] += 1
+        self.misses[reduce] = 0
+        lr[reduce] *= self.factor
+        return improved, plateau & ~reduce
+
+
+class _Scores:
+    """skorch's ``PassthroughScoring``: the best epoch loss so far, per net."""
+
+    def __init__(self, n):
+        self.best = np.full(n, np.inf)
+
+    def select(self, keep):
+        self.best = self.best[keep]
+
+    def update(self, losses):
+        is_best = losses < self.best
+        self.best = np.where(is_best, losses, self.best)
+        return is_best
+
+
+def fit_nets(
+    nets,
+    X,
+    train_rows,
+    valid_rows=None,
+    *,
+    penalty=None,
+    epochs,
+    patience,
+    threshold,
+    max_reductions,
+    load_best,
+):
+    """Train initialised ``AutoencoderNet`` instances of one architecture at once.
+
+    Each net is left as ``net.partial_fit(X[rows], epochs=epochs)`` with
+    ``PlateauStopping(patience, threshold, threshold_mode="abs",
+    max_reductions, load_best)`` monitoring ``valid_loss`` (when
+    ``valid_rows`` is given) or ``train_loss`` would leave it: weights,
+    optimizer state, learning rate and history.
+
+    Parameters
+    ----------
+    nets : list of AutoencoderNet
+        Initialised, untrained nets sharing an architecture, criterion,
+        batch size, optimizer class and ``shuffle``; their modules are on
+        X's device.
+    X : Tensor of shape (n_samples, n_features)
+        float32 rows every net draws its training and validation rows from.
+    train_rows : list of LongTensor
+        Rows of X each net trains on, in the order its own data would hold
+        them.
+    valid_rows : list of LongTensor or None
+        Rows of X each net is validated on.
+    penalty : StackedPenalty or None
+        The nets' penalty hooks stacked; None when they have none.
+    epochs, patience, threshold, max_reductions, load_best
+        The stopping rule, as ``PlateauStopping`` takes it.
+
+    Returns
+    -------
+    results : list of dict
+        Per net: ``"stopped"`` (the stopping rule ended training) and
+        ``"error"`` (None, or why training failed: a non-finite loss).
+    """
+    return _Trainer(nets, X, train_rows, valid_rows, penalty).run(
+        epochs, _Stopping(len(nets), patience, threshold, max_reductions), load_best
+    )
+
+
+class _Trainer:
+    """The training loop of ``fit_nets``."""
+
+    def __init__(self, nets, X, train_rows, valid_rows, penalty):
+        first = nets[0]
+        self.nets = nets
+        self.X = X
+        self.device = X.device
+        self.layout = _Layout(first.module_, first.optimizer_)
+        self.encoder = _layers(first.module_.encoder, "encoder")
+        self.decoder = _layers(first.module_.decoder, "decoder")
+        self.activation = first.module_.activation
+        self.criterion = first.criterion_
+        self.batch_size = first.batch_size
+        self.stack = _Stack(nets, self.layout, train_rows, valid_rows, self.device)
+        self.optimizer = _Optimizer(nets, self.layout, self.stack)
+        self.penalty = penalty
+        # Positions in `nets` of the stack's rows.
+        self.alive = list(range(len(nets)))
+        self.start = [len(net.history) for net in nets]
+        self.shuffle_generators = [
+            _stream_generator(net.seed, _SHUFFLE_STREAM, e, self.device)
+            if net.shuffle
+            else None
+            for net, e in zip(nets, self.start)
+        ]
+        self.noise_generators = [
+            _stream_generator(net.seed, _NOISE_STREAM, e, net.device)
+            for net, e in zip(nets, self.start)
+        ]
+        self.corrupts = [net.corrupt for net in nets]
+        self.histories = [[] for _ in nets]
+        self._plan()
+
+    def _plan(self):
+        """Step plans of the nets still training, and their fixed row indices."""
+        stack = self.stack
+        self.train_sizes = np.array([len(r) for r in stack.train_rows])
+        batch_sizes = np.minimum(self.batch_size, self.train_sizes)
+        self.train_batches = -(-self.train_sizes // batch_sizes)
+        self.train_plan = _plan(self.train_sizes, batch_sizes, self.device)
+        self.valid_plan = None
+        if stack.valid_rows is not None:
+            self.valid_sizes = np.array([len(r) for r in stack.valid_rows])
+            batch_sizes = np.minimum(self.batch_size, self.valid_sizes)
+            self.valid_batches = -(-self.valid_sizes // batch_sizes)
+            self.valid_plan = _plan(self.valid_sizes, batch_sizes, self.device)
+            self.valid_index = _padded(stack.valid_rows, self.device)
+
+    def _losses(self, module, index, groups, training):
+        """Per-net losses of one step (0 where a net has no batch)."""
+        X, device, alive = self.X, self.device, self.alive
+        total = torch.zeros(len(alive), device=device)
+        for members, starts, size in groups:
+            if members is None:
+                rows = index[:, starts : starts + size]
+                part = module
+            else:
+                cols = starts.unsqueeze(1) + torch.arange(size, device=device)
+                rows = index.index_select(0, members).gather(1, cols)
+                part = module.select(members)
+            x = X.index_select(0, rows.reshape(-1)).view(*rows.shape, -1)
+            # The nets of this group, by position in `nets`.
+            positions = alive
+            if members is not None:
+                positions = [alive[p] for p in members.tolist()]
+            x_in = x
+            if training and self.corrupts[0] is not None:
+                x_in = torch.stack(
+                    [
+                        self.corrupts[p](x[k], self.noise_generators[p])
+                        for k, p in enumerate(positions)
+                    ]
+                )
+            codes, output = part.forward(x_in)
+            loss = self.criterion(output, x).mean(dim=-1)
+            if self.penalty is not None:
+                generators = None
+                if self.penalty.random:
+                    generators = [self.noise_generators[p] for p in positions]
+                loss = loss + self.penalty(part, x_in, codes, generators, members)
+            total = (
+                total + loss if members is None else total.index_add(0, members, loss)
+            )
+        return total
+
+    def _epoch(self, module, leaves):
+        """Train one epoch; returns the per-net mean training loss."""
+        stack, device = self.stack, self.device
+        perms = []
+        for p, rows in zip(self.alive, stack.train_rows):
+            generator = self.shuffle_generators[p]
+            if generator is None:
+                perms.append(rows)
+            else:
+                perm = torch.randperm(len(rows), generator=generator, device=device)
+                perms.append(rows[perm])
+        index = _padded(perms, device)
+        steps, weights = self.train_plan
+        step_losses = []
+        for groups, idle in steps:
+            loss = self._losses(module, index, groups, training=True)
+            grads = torch.autograd.grad(loss.sum(), leaves)
+            with torch.no_grad():
+                n = len(self.alive)
+                torch.cat([g.reshape(n, -1) for g in grads], 1, out=stack.grad)
+                self.optimizer.step(stack, idle)
+            step_losses.append(loss.detach())
+        return _epoch_mean(step_losses, weights, self.train_sizes)
+
+    def _validate(self, module):
+        steps, weights = self.valid_plan
+        # A penalty that differentiates the encoder needs gradients here too.
+        needs_grad = self.penalty is not None and self.penalty.random
+        step_losses = []
+        with torch.set_grad_enabled(needs_grad):
+            for groups, _ in steps:
+                loss = self._losses(module, self.valid_index, groups, training=False)
+                step_losses.append(loss.detach())
+        return _epoch_mean(step_losses, weights, self.valid_sizes)
+
+    def run(self, epochs, stopping, load_best):
+        nets, stack = self.nets, self.stack
+        train_scores, valid_scores = _Scores(len(nets)), _Scores(len(nets))
+        if load_best:
+            stack.best = stack.params.clone()
+        results = [None] * len(nets)
+        for epoch in range(1, epochs + 1):
+            module, leaves = stack.module(self.activation, self.encoder, self.decoder)
+            train_loss = self._epoch(module, leaves)
+            valid_loss = None if self.valid_plan is None else self._validate(module)
+            # skorch's callbacks at the end of the epoch, in their order:
+            # the loss records, the finiteness check, the stopping rule.
+            self._record(epoch, train_loss, train_scores, valid_loss, valid_scores)
+            finite = np.isfinite(train_loss)
+            monitored = train_loss if valid_loss is None else valid_loss
+            improved, stopped = stopping.update(monitored, epoch, self.optimizer.lr)
+            improved &= finite
+            if load_best and improved.any():
+                better = torch.as_tensor(np.flatnonzero(improved), device=self.device)
+                stack.best.index_copy_(0, better, stack.params.index_select(0, better))
+            stopped &= finite
+            done = ~finite | stopped | (epoch == epochs)
+            for i in np.flatnonzero(done):
+                error = None
+                if not finite[i]:
+                    error = (
+                        f"the training loss became {float(train_loss[i])} at "
+                        f"epoch {self.start[self.alive[i]] + epoch}"
+                    )
+                use_best = load_best and 0 < stopping.best_epoch[i] != epoch
+                results[self.alive[i]] = self._retire(
+                    i, bool(stopped[i]), error, use_best
+                )
+            if done.all():
+                break
+            if done.any():
+                keep = np.flatnonzero(~done)
+                for part in (
+                    stack,
+                    self.optimizer,
+                    stopping,
+                    train_scores,
+                    valid_scores,
+                ):
+                    part.select(keep)
+                if self.penalty is not None:
+                    index = torch.as_tensor(keep, device=self.device)
+                    self.penalty = self.penalty.select(index)
+                self.alive = [self.alive[i] for i in keep]
+                self._plan()
+        return results
+
+    def _record(self, epoch, train_loss, train_scores, valid_loss, valid_scores):
+        """Append each net's history row (skorch's keys)."""
+        train_best = train_scores.update(train_loss)
+        if valid_loss is not None:
+            valid_best = valid_scores.update(valid_loss)
+        for i, p in enumerate(self.alive):
+            row = {
+                "epoch": self.start[p] + epoch,
+                "train_batch_count": int(self.train_batches[i]),
+                "train_loss": float(train_loss[i]),
+                "train_loss_best": bool(train_best[i]),
+            }
+            if valid_loss is not None:
+                row["valid_batch_count"] = int(self.valid_batches[i])
+                row["valid_loss"] = float(valid_loss[i])
+                row["valid_loss_best"] = bool(valid_best[i])
+            self.histories[p].append(row)
+
+    def _retire(self, i, stopped, error, use_best):
+        """Write the net at stack row i back into its net; its result."""
+        net = self.nets[self.alive[i]]
+        if error is None:
+            row = self.stack.best[i] if use_best else self.stack.params[i]
+            self.layout.load_row(net.module_, row)
+            self.optimizer.state(net, self.layout, self.stack, i)
+            for values in self.histories[self.alive[i]]:
+                net.history.new_epoch()
+                for key, value in values.items():
+                    net.history.record(key, value)
+        net.interrupted_ = False
+        net.stopped_by_callback_ = stopped
+        return {"stopped": stopped, "error": error}
+
+
+def _epoch_mean(step_losses, weights, sizes):
+    """Batch losses averaged with batch-size weights, in float64 as skorch does."""
+    losses = torch.stack(step_losses).cpu().numpy().astype(np.float64)
+    return (losses * weights).sum(axis=0) / sizes

@@ -1,0 +1,699 @@
+"""Hyperparameter search that trains a whole grid of autoencoders at once."""
+
+import numbers
+import time
+import traceback
+import warnings
+from collections import defaultdict
+from copy import deepcopy
+from itertools import product
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context, clone, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import GridSearchCV, ParameterGrid
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.model_selection._split import check_cv
+from sklearn.model_selection._validation import (
+    _fit_and_score,
+    _insert_error_scores,
+    _score,
+    _warn_or_raise_about_fit_failures,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.utils import get_tags
+from sklearn.utils.metaestimators import _safe_split
+from sklearn.utils.validation import _check_method_params, indexable
+
+from ._base import _as_tensor, _BaseAutoencoder, _OutOfMemoryError
+from ._batched import (
+    StackedPenalty,
+    contractive_projection_stacked,
+    fit_nets,
+    member_bytes,
+)
+from ._contractive import _closed_form_penalty, _projection_penalty
+from ._engine import resolve_device
+from ._sparse import _kl_penalty, _l1_penalty
+
+__all__ = ["BatchedGridSearchCV"]
+
+# The penalty hooks that train batched: the number of dimensions each
+# keyword that may vary within a batch takes when stacked, and the batched
+# replacement of a hook that cannot run over a model axis as it is (see
+# StackedPenalty). Other keywords must be equal within a batch. Other hooks
+# (the exact Jacobian of a deep encoder) are fitted one by one.
+_BATCHED_PENALTIES = {
+    _kl_penalty: ({"weight": 1, "target": 2}, None),
+    _l1_penalty: ({"weight": 1}, None),
+    _closed_form_penalty: ({"weight": 1}, None),
+    _projection_penalty: ({"weight": 1}, contractive_projection_stacked),
+}
+
+# Memory for one batched model when psutil cannot tell what the CPU has.
+_DEFAULT_CPU_BUDGET = 2 * 2**30
+
+
+class BatchedGridSearchCV(BaseSearchCV):
+    """Exhaustive search over a grid, training the autoencoders batched.
+
+    The same search as :class:`sklearn.model_selection.GridSearchCV`, with
+    the same results, but the candidates whose autoencoders share an
+    architecture train together, every fold at once, as one batched model:
+    their weights are stacked along a leading axis and one forward and
+    backward pass per step serves them all. Each candidate on each fold
+    ends as a sequential ``fit`` with the same parameters on that fold
+    would (same initial weights, shuffling, noise, optimizer steps and
+    stopping epoch), to float32 rounding.
+
+    The estimator is a skae autoencoder, or a
+    :class:`~sklearn.pipeline.Pipeline` whose first step is one: then the
+    autoencoders train batched and the later steps are fitted on their
+    codes for each candidate and fold. Candidates train together when
+    their autoencoders have the same class, ``n_components``,
+    ``hidden_layer_sizes``, ``activation``, ``loss``, kind of penalty and
+    of noise, ``solver``, ``batch_size``, ``max_iter``, ``tol``,
+    ``n_iter_no_change``, ``learning_rate``, ``early_stopping``,
+    ``shuffle`` and ``device``; within a group the penalty weights and
+    targets, ``noise_level``, ``learning_rate_init``, ``alpha``,
+    ``validation_fraction``, ``random_state`` and the fold may differ. A
+    group too large for the device's memory is trained in chunks. Any
+    other candidate (another estimator, user ``callbacks``, the exact
+    Jacobian penalty ``jacobian="exact"``, fit parameters) is fitted one by
+    one as :class:`~sklearn.model_selection.GridSearchCV` would.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        A skae autoencoder, or a pipeline starting with one. Any other
+        estimator is searched without batching.
+
+    param_grid : dict or list of dictionaries
+        Dictionary with parameter names (`str`) as keys and lists of
+        parameter settings to try as values, or a list of such
+        dictionaries, in which case the grids spanned by each dictionary
+        in the list are explored.
+
+    scoring : str, callable, list, tuple or dict, default=None
+        Strategy to evaluate the performance of each candidate on the test
+        folds, as in :class:`~sklearn.model_selection.GridSearchCV`. None
+        uses the estimator's ``score`` method (for an autoencoder, the mean
+        negative reconstruction error).
+
+    refit : bool, str, or callable, default=True
+        Refit an estimator using the best found parameters on the whole
+        dataset, as in :class:`~sklearn.model_selection.GridSearchCV`. The
+        refitted estimator is made available at the ``best_estimator_``
+        attribute.
+
+    cv : int, cross-validation generator or an iterable, default=None
+        Determines the cross-validation splitting strategy: None for
+        5-fold, an int for that many folds (stratified for a classifier
+        with a binary or multiclass target), a splitter or an iterable of
+        (train, test) index arrays.
+
+    verbose : int, default=0
+        Controls the verbosity: the higher, the more messages.
+
+    error_score : 'raise' or numeric, default=np.nan
+        Value to assign to the score if an error occurs in estimator
+        fitting, for example when a candidate's training loss becomes
+        non-finite; the other candidates of its batch are not affected.
+        If set to 'raise', the error is raised.
+
+    return_train_score : bool, default=False
+        If ``False``, the ``cv_results_`` attribute will not include
+        training scores.
+
+    Attributes
+    ----------
+    cv_results_ : dict of numpy (masked) ndarrays
+        A dict with keys as column headers and values as columns, that can
+        be imported into a pandas ``DataFrame``, with the keys of
+        :class:`~sklearn.model_selection.GridSearchCV`'s: ``params``,
+        ``param_*``, ``split*_test_score``, ``mean_test_score``,
+        ``std_test_score``, ``rank_test_score``, ``mean_fit_time``,
+        ``std_fit_time``, ``mean_score_time``, ``std_score_time`` and,
+        with ``return_train_score``, ``split*_train_score``,
+        ``mean_train_score`` and ``std_train_score`` (with a metric's name
+        in place of ``score`` for multi-metric scoring). The fit time of a
+        batched candidate is its share of its batch's training time.
+
+    best_estimator_ : estimator
+        Estimator that was chosen by the search, refitted on the whole
+        data. Not available if ``refit=False``.
+
+    best_score_ : float
+        Mean cross-validated score of the best_estimator.
+
+    best_params_ : dict
+        Parameter setting that gave the best results on the hold out data.
+
+    best_index_ : int
+        The index (of the ``cv_results_`` arrays) which corresponds to the
+        best candidate parameter setting.
+
+    scorer_ : function or a dict
+        Scorer function used on the held out data to choose the best
+        parameters for the model.
+
+    n_splits_ : int
+        The number of cross-validation splits (folds/iterations).
+
+    refit_time_ : float
+        Seconds used for refitting the best model on the whole dataset.
+        Only set if ``refit`` is not False.
+
+    multimetric_ : bool
+        Whether or not the scorers compute several metrics.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`. Only defined if
+        ``best_estimator_`` is defined.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Only defined if
+        ``best_estimator_`` is defined and has feature names that are all
+        strings.
+
+    See Also
+    --------
+    sklearn.model_selection.GridSearchCV : The same search, fitting each
+        candidate on each fold separately.
+    SparseAutoencoder : Autoencoder with sparse codes.
+    DenoisingAutoencoder : Autoencoder reconstructing clean inputs from
+        corrupted ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import SparseAutoencoder
+    >>> from skae.model_selection import BatchedGridSearchCV
+    >>> X = np.random.RandomState(0).uniform(size=(60, 8))
+    >>> sae = SparseAutoencoder(n_components=4, max_iter=5, random_state=0)
+    >>> grid = {"sparsity_weight": [0.1, 1.0], "sparsity_target": [0.05, 0.2]}
+    >>> search = BatchedGridSearchCV(sae, grid, cv=3).fit(X)
+    >>> search.cv_results_["mean_test_score"].shape
+    (4,)
+    >>> search.best_estimator_.transform(X).shape
+    (60, 4)
+    """
+
+    _parameter_constraints: dict = {
+        key: value
+        for key, value in GridSearchCV._parameter_constraints.items()
+        if key not in ("n_jobs", "pre_dispatch")
+    }
+
+    # Bytes one batched model may take; None measures the device's memory.
+    _memory_budget = None
+
+    def __init__(
+        self,
+        estimator,
+        param_grid,
+        *,
+        scoring=None,
+        refit=True,
+        cv=None,
+        verbose=0,
+        error_score=np.nan,
+        return_train_score=False,
+    ):
+        self.estimator = estimator
+        self.param_grid = param_grid
+        self.scoring = scoring
+        self.refit = refit
+        self.cv = cv
+        self.verbose = verbose
+        self.error_score = error_score
+        self.return_train_score = return_train_score
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # The search transforms with its best estimator.
+        tags.transformer_tags = deepcopy(get_tags(self.estimator).transformer_tags)
+        return tags
+
+    def _run_search(self, evaluate_candidates):
+        """Search all candidates in param_grid."""
+        evaluate_candidates(ParameterGrid(self.param_grid))
+
+    @_fit_context(
+        # The estimator's parameters are validated by its own fit.
+        prefer_skip_nested_validation=False
+    )
+    def fit(self, X, y=None, **params):
+        """Run fit with all sets of parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), \
+                default=None
+            Target relative to X for a pipeline ending in a classifier or
+            regressor; None for an autoencoder alone.
+
+        **params : dict of str -> object
+            Parameters passed to the ``fit`` method of the estimator, the
+            scorer and the CV splitter, as in
+            :class:`~sklearn.model_selection.GridSearchCV`. Candidates
+            given fit parameters are fitted one by one.
+
+        Returns
+        -------
+        self : object
+            Instance of fitted estimator.
+        """
+        scorers, refit_metric = self._get_scorers()
+        X, y = indexable(X, y)
+        params = _check_method_params(X, params=params)
+        routed_params = self._get_routed_params_for_fit(params)
+        cv_orig = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        self.n_splits_ = cv_orig.get_n_splits(X, y, **routed_params.splitter.split)
+        base_estimator = clone(self.estimator)
+
+        all_candidate_params = []
+        all_out = []
+        all_more_results = defaultdict(list)
+        results = {}
+
+        def evaluate_candidates(candidate_params, cv=None, more_results=None):
+            nonlocal results
+            cv = cv or cv_orig
+            candidate_params = list(candidate_params)
+            n_splits = self.n_splits_
+            cv_splits = list(cv.split(X, y, **routed_params.splitter.split))
+            if len(cv_splits) != n_splits:
+                raise ValueError(
+                    "cv.split and cv.get_n_splits return inconsistent results. "
+                    f"Expected {n_splits} splits, got {len(cv_splits)}"
+                )
+            if self.verbose > 0:
+                print(
+                    f"Fitting {n_splits} folds for each of {len(candidate_params)} "
+                    f"candidates, totalling {len(candidate_params) * n_splits} fits"
+                )
+            out = _Evaluation(self, base_estimator, X, y, scorers, routed_params).run(
+                candidate_params, cv_splits
+            )
+            if len(out) < 1:
+                raise ValueError(
+                    "No fits were performed. Was the CV iterator empty? "
+                    "Were there no candidates?"
+                )
+            _warn_or_raise_about_fit_failures(out, self.error_score)
+            if callable(self.scoring):
+                _insert_error_scores(out, self.error_score)
+            all_candidate_params.extend(candidate_params)
+            all_out.extend(out)
+            if more_results is not None:
+                for key, value in more_results.items():
+                    all_more_results[key].extend(value)
+            results = self._format_results(
+                all_candidate_params, n_splits, all_out, all_more_results
+            )
+            return results
+
+        self._run_search(evaluate_candidates)
+        first_test_score = all_out[0]["test_scores"]
+        self.multimetric_ = isinstance(first_test_score, dict)
+        if callable(self.scoring) and self.multimetric_:
+            self._check_refit_for_multimetric(first_test_score)
+            refit_metric = self.refit
+
+        if self.refit or not self.multimetric_:
+            self.best_index_ = self._select_best_index(
+                self.refit, refit_metric, results
+            )
+            if not callable(self.refit):
+                self.best_score_ = results[f"mean_test_{refit_metric}"][
+                    self.best_index_
+                ]
+            self.best_params_ = results["params"][self.best_index_]
+
+        if self.refit:
+            self.best_estimator_ = clone(base_estimator).set_params(
+                **clone(self.best_params_, safe=False)
+            )
+            refit_start_time = time.time()
+            if y is not None:
+                self.best_estimator_.fit(X, y, **routed_params.estimator.fit)
+            else:
+                self.best_estimator_.fit(X, **routed_params.estimator.fit)
+            self.refit_time_ = time.time() - refit_start_time
+            if hasattr(self.best_estimator_, "feature_names_in_"):
+                self.feature_names_in_ = self.best_estimator_.feature_names_in_
+
+        self.scorer_ = getattr(scorers, "_scorers", scorers)
+        self.cv_results_ = results
+        return self
+
+
+def _autoencoder(estimator):
+    """The autoencoder that trains batched: the estimator or a pipeline's first step."""
+    if isinstance(estimator, _BaseAutoencoder):
+        return estimator
+    if isinstance(estimator, Pipeline) and estimator.steps:
+        first = estimator.steps[0][1]
+        if isinstance(first, _BaseAutoencoder):
+            return first
+    return None
+
+
+class _Task:
+    """One candidate on one fold."""
+
+    def __init__(self, candidate, parameters, split, train, test):
+        self.candidate = candidate
+        self.parameters = parameters
+        self.split = split
+        self.train = train
+        self.test = test
+        self.result = None
+
+
+class _Evaluation:
+    """Fit and score every candidate on every fold, batched where possible."""
+
+    def __init__(self, search, base_estimator, X, y, scorers, routed_params):
+        self.search = search
+        self.base_estimator = base_estimator
+        self.X = X
+        self.y = y
+        self.scorers = scorers
+        self.fit_params = routed_params.estimator.fit
+        self.score_params = routed_params.scorer.score
+        self.error_score = search.error_score
+        self._folds = {}
+        self._tensors = {}
+
+    def run(self, candidate_params, cv_splits):
+        tasks = [
+            _Task(c, parameters, s, train, test)
+            for (c, parameters), (s, (train, test)) in product(
+                enumerate(candidate_params), enumerate(cv_splits)
+            )
+        ]
+        groups = defaultdict(list)
+        for task in tasks:
+            key = self._prepare(task)
+            if key is not None:
+                groups[key].append(task)
+        for key, members in groups.items():
+            self._train_group(key, members)
+        for task in tasks:
+            if task.result is None:
+                task.result = self._fit_and_score(task)
+        return [task.result for task in tasks]
+
+    # ------------------------------------------------------------ one by one
+
+    def _fit_and_score(self, task):
+        search = self.search
+        return _fit_and_score(
+            clone(self.base_estimator),
+            self.X,
+            self.y,
+            scorer=self.scorers,
+            train=task.train,
+            test=task.test,
+            verbose=search.verbose,
+            parameters=task.parameters,
+            fit_params=self.fit_params,
+            score_params=self.score_params,
+            return_train_score=search.return_train_score,
+            return_n_test_samples=True,
+            return_times=True,
+            error_score=self.error_score,
+            split_progress=(task.split, search.n_splits_),
+            caller=search,
+        )
+
+    # --------------------------------------------------------------- batched
+
+    def _fold(self, task):
+        """The fold's training data as split and as validated, cached."""
+        if task.split not in self._folds:
+            X_train, y_train = _safe_split(task.estimator, self.X, self.y, task.train)
+            self._folds[task.split] = [X_train, y_train, None]
+        return self._folds[task.split]
+
+    def _prepare(self, task):
+        """Set up a task for batched training; its group key, or None.
+
+        None leaves the task to be fitted one by one: what cannot be
+        batched, and what fails before training starts (the sequential fit
+        then fails the same way, and reports it as scikit-learn does).
+        """
+        if self.fit_params:
+            return None
+        try:
+            estimator = clone(self.base_estimator).set_params(
+                **clone(task.parameters, safe=False)
+            )
+            ae = _autoencoder(estimator)
+            if ae is None or ae.callbacks:
+                return None
+            task.estimator, task.ae = estimator, ae
+            fold = self._fold(task)
+            start = time.time()
+            ae._validate_params()
+            X_train = ae._validate_X(fold[0], reset=True)
+            if fold[2] is None:
+                fold[2] = X_train
+            task.loss = ae._resolve_loss(fold[2], continuing=False)
+            sizes = ae._hidden_layer_sizes()
+            activation = ae._resolve_activation()
+            penalty = ae._penalty()
+            corrupt = ae._corruption(fold[2])
+            device = resolve_device(ae.device)
+            task.seed = ae._draw_seed()
+            rows = np.asarray(task.train)
+            task.valid_rows = None
+            if ae.early_stopping:
+                positions = np.arange(len(rows))[:, None]
+                train, valid = ae._split_validation(positions, task.seed)
+                rows, task.valid_rows = rows[train[:, 0]], rows[valid[:, 0]]
+            task.train_rows = rows
+            task.prepare_time = time.time() - start
+        except Exception:
+            return None
+        if penalty is None:
+            penalty_key = None
+        elif penalty.func in _BATCHED_PENALTIES:
+            ndims, _ = _BATCHED_PENALTIES[penalty.func]
+            fixed = {k: v for k, v in penalty.keywords.items() if k not in ndims}
+            penalty_key = (penalty.func, tuple(penalty.keywords), tuple(fixed.items()))
+        else:
+            return None
+        return (
+            type(ae),
+            fold[2].shape[1],
+            ae.n_components,
+            sizes,
+            activation,
+            task.loss,
+            penalty_key,
+            None if corrupt is None else corrupt.func,
+            ae.solver,
+            ae.batch_size,
+            ae.max_iter,
+            ae.tol,
+            ae.n_iter_no_change,
+            ae.learning_rate,
+            ae.early_stopping,
+            ae.shuffle,
+            str(device),
+        )
+
+    def _tensor(self, task, device):
+        """X as float32 on the device, validated as the estimator validates it."""
+        if device not in self._tensors:
+            X = clone(task.ae)._validate_X(self.X, reset=True)
+            self._tensors[device] = _as_tensor(X, device)
+        return self._tensors[device]
+
+    def _chunks(self, members, device, X):
+        """Split a group into chunks that fit the memory budget."""
+        ae = members[0].ae
+        per_member = member_bytes(
+            X.shape[1],
+            (*ae._hidden_layer_sizes(), ae.n_components),
+            ae.batch_size,
+            ae.early_stopping,
+        )
+        budget = self.search._memory_budget
+        if budget is None:
+            budget = _memory_budget(device) - 4 * X.numel()
+        n_max = max(1, int(budget // per_member))
+        n_chunks = -(-len(members) // n_max)
+        size = -(-len(members) // n_chunks)
+        return [members[i : i + size] for i in range(0, len(members), size)]
+
+    def _train_group(self, key, members):
+        device = torch.device(key[-1])
+        try:
+            X = self._tensor(members[0], device)
+        except Exception:
+            return  # left to the sequential fits, which report the error
+        pending = self._chunks(members, device, X)
+        while pending:
+            chunk = pending.pop(0)
+            start = time.time()
+            try:
+                nets, results = self._train_chunk(chunk, X, device)
+            except _OutOfMemoryError:
+                # The estimate was short: train it in halves (every net is
+                # rebuilt from its seed, so nothing of this attempt remains).
+                # A single net is left to its sequential fit, which reports
+                # the lack of memory as the estimator does.
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if len(chunk) > 1:
+                    half = len(chunk) // 2
+                    pending[:0] = [chunk[:half], chunk[half:]]
+                continue
+            share = (time.time() - start) / len(chunk)
+            for task, net, result in zip(chunk, nets, results):
+                task.result = self._finish(task, net, result, share + task.prepare_time)
+                # Scored: free its model before the next chunk trains.
+                task.estimator = task.ae = None
+
+    def _train_chunk(self, chunk, X, device):
+        nets = []
+        for task in chunk:
+            net = task.ae._build_net(self._folds[task.split][2], task.seed, task.loss)
+            net.initialize()
+            nets.append(net)
+        ae = chunk[0].ae
+        penalty = None
+        if nets[0].penalty is not None:
+            ndims, batched = _BATCHED_PENALTIES[nets[0].penalty.func]
+            penalties = [net.penalty for net in nets]
+            penalty = StackedPenalty(penalties, ndims, device, batched)
+        valid_rows = None
+        if ae.early_stopping:
+            valid_rows = [torch.as_tensor(t.valid_rows, device=device) for t in chunk]
+        results = fit_nets(
+            nets,
+            X,
+            [torch.as_tensor(t.train_rows, device=device) for t in chunk],
+            valid_rows,
+            penalty=penalty,
+            epochs=ae.max_iter,
+            patience=ae.n_iter_no_change,
+            threshold=ae.tol,
+            max_reductions=2 if ae.learning_rate == "adaptive" else 0,
+            load_best=ae.early_stopping,
+        )
+        return nets, results
+
+    def _finish(self, task, net, result, fit_time):
+        """Complete a batched task's fit as ``_fit_and_score`` would, and score it."""
+        ae, estimator = task.ae, task.estimator
+        start = time.time()
+        error = None
+        try:
+            if result["error"] is not None:
+                raise ValueError(
+                    f"Training diverged: {result['error']}. "
+                    f"{type(ae).__name__} is left unfitted. Lower "
+                    f"learning_rate_init (now {ae.learning_rate_init}) or scale "
+                    "the input data."
+                )
+            ae.net_ = net
+            ae.loss_ = task.loss
+            ae._record(net)
+            if not result["stopped"] and ae.n_iter_ == ae.max_iter:
+                warnings.warn(
+                    f"Maximum iterations ({ae.max_iter}) reached and the "
+                    "optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                    stacklevel=2,
+                )
+            if estimator is not ae:
+                X_train, y_train, _ = self._folds[task.split]
+                name = estimator.steps[0][0]
+                estimator.steps[0] = (name, FrozenEstimator(ae))
+                try:
+                    estimator.fit(X_train, y_train)
+                finally:
+                    estimator.steps[0] = (name, ae)
+        except Exception as exc:
+            if self.error_score == "raise":
+                raise
+            error = "".join(traceback.format_exception(exc))
+        fit_time += time.time() - start
+        return self._score(task, estimator, fit_time, error)
+
+    def _score(self, task, estimator, fit_time, error):
+        search = self.search
+        X_test, y_test = _safe_split(estimator, self.X, self.y, task.test, task.train)
+        result = {"fit_error": error}
+        if error is not None:
+            if isinstance(self.scorers, dict) or hasattr(self.scorers, "_scorers"):
+                names = getattr(self.scorers, "_scorers", self.scorers)
+                test_scores = {name: self.error_score for name in names}
+            else:
+                test_scores = self.error_score
+            train_scores = test_scores
+            score_time = 0.0
+        else:
+            start = time.time()
+            test_scores = _score(
+                estimator,
+                X_test,
+                y_test,
+                self.scorers,
+                _check_method_params(self.X, self.score_params, indices=task.test),
+                self.error_score,
+            )
+            score_time = time.time() - start
+            if search.return_train_score:
+                X_train, y_train, _ = self._folds[task.split]
+                train_scores = _score(
+                    estimator,
+                    X_train,
+                    y_train,
+                    self.scorers,
+                    _check_method_params(self.X, self.score_params, indices=task.train),
+                    self.error_score,
+                )
+        if search.verbose > 1:
+            print(
+                f"[CV {task.split + 1}/{search.n_splits_}] END "
+                f"{_describe(task.parameters)}; score={_describe(test_scores)} "
+                f"total time={fit_time + score_time:.1f}s"
+            )
+        result["test_scores"] = test_scores
+        if search.return_train_score:
+            result["train_scores"] = train_scores
+        result["n_test_samples"] = len(task.test)
+        result["fit_time"] = fit_time
+        result["score_time"] = score_time
+        return result
+
+
+def _describe(value):
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_describe(v)}" for k, v in sorted(value.items()))
+    if isinstance(value, numbers.Real):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _memory_budget(device):
+    """Bytes a batched model may take on the device: part of what is free."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    try:
+        import psutil
+    except ImportError:
+        return _DEFAULT_CPU_BUDGET
+    return psutil.virtual_memory().available // 4

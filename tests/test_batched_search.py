@@ -1,0 +1,362 @@
+"""BatchedGridSearchCV: GridSearchCV's search, with the candidates trained batched."""
+
+import doctest
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
+from sklearn.linear_model import RidgeClassifier
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch.callbacks import PrintLog
+
+import skae.model_selection as model_selection
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+)
+from skae._batched import member_bytes
+from skae.model_selection import BatchedGridSearchCV
+
+FAST = dict(max_iter=4, batch_size=16, device="cpu", random_state=0)
+
+# 73 rows in 3 folds: training sets of 48, 49 and 49 rows, i.e. 3 batches of
+# 16 for one fold and 4 (the last of one row) for the others.
+CV = KFold(3)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # The models here are tiny: a second torch thread only waits for the
+    # first, and slows every step many-fold when the cores are busy.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def X():
+    return np.random.RandomState(0).uniform(size=(73, 8)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X[:150] / 16.0).astype(np.float32), y[:150]
+
+
+def _capturing_scorer(fitted):
+    """A scorer that keeps each estimator it scores, with its test rows."""
+
+    def scorer(estimator, X_test, y=None):
+        fitted.append((estimator, X_test))
+        return estimator.score(X_test)
+
+    return scorer
+
+
+def _train_rows(X, X_test):
+    (train,) = [tr for tr, te in CV.split(X) if np.array_equal(X[te], X_test)]
+    return train
+
+
+def _assert_same_fit(fitted, reference, X_test):
+    ours = dict(fitted.net_.module_.named_parameters())
+    for name, p in reference.net_.module_.named_parameters():
+        np.testing.assert_allclose(
+            ours[name].detach().numpy(), p.detach().numpy(), rtol=1e-4, atol=1e-5
+        )
+    assert fitted.n_iter_ == reference.n_iter_
+    np.testing.assert_allclose(fitted.loss_curve_, reference.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(
+        fitted.transform(X_test), reference.transform(X_test), rtol=1e-4, atol=1e-5
+    )
+
+
+def _check_against_sequential(X, estimator, grid):
+    fitted = []
+    search = BatchedGridSearchCV(
+        estimator, grid, cv=CV, scoring=_capturing_scorer(fitted), refit=False
+    )
+    search.fit(X)
+    assert len(fitted) == len(search.cv_results_["params"]) * 3
+    for ours, X_test in fitted:
+        params = {name: ours.get_params()[name] for name in grid}
+        reference = clone(estimator).set_params(**params)
+        reference.fit(X[_train_rows(X, X_test)])
+        _assert_same_fit(ours, reference, X_test)
+    return fitted
+
+
+CASES = {
+    "autoencoder-hidden": (
+        Autoencoder(n_components=3, hidden_layer_sizes=(5,), **FAST),
+        {"alpha": [0.0, 1e-2], "learning_rate_init": [1e-3, 1e-2]},
+    ),
+    "sparse-kl": (
+        SparseAutoencoder(n_components=4, **FAST),
+        {"sparsity_weight": [0.1, 3.0], "sparsity_target": [0.05, 0.2]},
+    ),
+    "sparse-l1": (
+        SparseAutoencoder(n_components=4, sparsity="l1", **FAST),
+        {"sparsity_weight": [0.01, 1.0], "random_state": [0, 1]},
+    ),
+    "denoising-gaussian": (
+        DenoisingAutoencoder(n_components=3, hidden_layer_sizes=(5,), **FAST),
+        {"noise_level": [0.1, 0.5]},
+    ),
+    "contractive-closed-form": (
+        ContractiveAutoencoder(n_components=3, **FAST),
+        {"contraction_weight": [0.01, 1.0], "solver": ["adam", "sgd"]},
+    ),
+    "contractive-projection": (
+        ContractiveAutoencoder(n_components=3, hidden_layer_sizes=(4,), **FAST),
+        {"contraction_weight": [0.01, 1.0], "n_projections": [1, 2]},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_candidate_matches_its_sequential_fit(X, case):
+    """Check that each candidate on each fold equals a sequential fit on that fold."""
+    estimator, grid = CASES[case]
+    _check_against_sequential(X, estimator, grid)
+
+
+def test_members_stop_on_their_own_epochs(X):
+    """Check that members stop at their own epoch, as their sequential fits do."""
+    estimator = Autoencoder(
+        n_components=3,
+        hidden_layer_sizes=(),
+        max_iter=40,
+        tol=0.05,
+        n_iter_no_change=2,
+        batch_size=16,
+        device="cpu",
+        random_state=0,
+    )
+    grid = {
+        "learning_rate": ["adaptive", "constant"],
+        "early_stopping": [False, True],
+        "learning_rate_init": [1e-3, 3e-2],
+    }
+    fitted = _check_against_sequential(X, estimator, grid)
+    # Within one batch (same early_stopping), epochs differ: finished
+    # members were taken out while the others went on.
+    for early_stopping in (False, True):
+        n_iter = {f.n_iter_ for f, _ in fitted if f.early_stopping == early_stopping}
+        assert len(n_iter) > 1
+    assert any(hasattr(f, "validation_scores_") for f, _ in fitted)
+
+
+def _assert_same_results(ours, theirs):
+    assert set(ours.cv_results_) == set(theirs.cv_results_)
+    for key, value in theirs.cv_results_.items():
+        if "time" in key:
+            continue
+        if key == "params":
+            assert ours.cv_results_[key] == value
+        elif np.asarray(value).dtype.kind == "f":
+            np.testing.assert_allclose(ours.cv_results_[key], value, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(ours.cv_results_[key], value)
+
+
+def test_pipeline_results_match_grid_search(digits):
+    """Check that a pipeline search gives GridSearchCV's results and attributes."""
+    X, y = digits
+    # A closed-form classifier: an iterative one stops anywhere within its
+    # tolerance, and codes equal to float32 rounding can move it there.
+    pipe = make_pipeline(SparseAutoencoder(n_components=8, **FAST), RidgeClassifier())
+    grid = {
+        "sparseautoencoder__sparsity_weight": [0.1, 1.0],
+        "ridgeclassifier__alpha": [0.1, 10.0],
+    }
+    kwargs = dict(
+        cv=3,
+        scoring=["accuracy", "balanced_accuracy"],
+        refit="accuracy",
+        return_train_score=True,
+    )
+    ours = BatchedGridSearchCV(pipe, grid, **kwargs).fit(X, y)
+    theirs = GridSearchCV(pipe, grid, **kwargs).fit(X, y)
+    _assert_same_results(ours, theirs)
+    assert ours.best_params_ == theirs.best_params_
+    assert ours.best_index_ == theirs.best_index_
+    assert ours.best_score_ == pytest.approx(theirs.best_score_)
+    assert ours.multimetric_ and ours.n_splits_ == 3
+    assert set(ours.scorer_) == {"accuracy", "balanced_accuracy"}
+    assert ours.refit_time_ > 0
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+def test_default_scoring_matches_grid_search(X):
+    """Check that the estimator's own score gives GridSearchCV's cv_results_."""
+    estimator = SparseAutoencoder(n_components=4, **FAST)
+    grid = [{"sparsity_weight": [0.1, 1.0]}, {"sparsity": ["l1"]}]
+    ours = BatchedGridSearchCV(estimator, grid, cv=CV).fit(X)
+    theirs = GridSearchCV(estimator, grid, cv=CV).fit(X)
+    _assert_same_results(ours, theirs)
+    assert ours.transform(X).shape == (73, 4)
+    restored = pickle.loads(pickle.dumps(ours))
+    np.testing.assert_array_equal(restored.transform(X), ours.transform(X))
+
+
+def test_unbatched_candidates_fall_back_to_sequential_fits(X, monkeypatch):
+    """Check that what cannot train batched is searched as GridSearchCV does."""
+    batched = []
+    fit_nets = model_selection.fit_nets
+    monkeypatch.setattr(
+        model_selection,
+        "fit_nets",
+        lambda nets, *a, **k: batched.append(len(nets)) or fit_nets(nets, *a, **k),
+    )
+    exact = ContractiveAutoencoder(
+        n_components=3, hidden_layer_sizes=(4,), jacobian="exact", **FAST
+    )
+    grid = {"contraction_weight": [0.01, 1.0]}
+    _assert_same_results(
+        BatchedGridSearchCV(exact, grid, cv=CV).fit(X),
+        GridSearchCV(exact, grid, cv=CV).fit(X),
+    )
+    # User callbacks run in the engine's own loop only.
+    with_callbacks = Autoencoder(
+        n_components=3, hidden_layer_sizes=(), callbacks=[PrintLog], **FAST
+    )
+    _assert_same_results(
+        BatchedGridSearchCV(with_callbacks, {"alpha": [0.0, 0.1]}, cv=CV).fit(X),
+        GridSearchCV(with_callbacks, {"alpha": [0.0, 0.1]}, cv=CV).fit(X),
+    )
+    assert batched == []
+    pca_grid = {"n_components": [2, 3]}
+    _assert_same_results(
+        BatchedGridSearchCV(PCA(), pca_grid, cv=CV).fit(X),
+        GridSearchCV(PCA(), pca_grid, cv=CV).fit(X),
+    )
+
+
+def test_diverging_candidate_gets_error_score(X):
+    """Check that a diverging candidate scores error_score and spares the others."""
+    estimator = Autoencoder(
+        n_components=3, hidden_layer_sizes=(), activation="identity", **FAST
+    )
+    grid = {"learning_rate_init": [1e-3, 1e20, 1e-2]}
+    with pytest.warns(FitFailedWarning, match="Training diverged"):
+        ours = BatchedGridSearchCV(estimator, grid, cv=CV).fit(X)
+    theirs = GridSearchCV(estimator, grid, cv=CV).fit(X)
+    scores = ours.cv_results_["mean_test_score"]
+    assert np.isnan(scores[1]) and np.all(np.isfinite(scores[[0, 2]]))
+    _assert_same_results(ours, theirs)
+    with pytest.raises(ValueError, match="Training diverged"):
+        BatchedGridSearchCV(estimator, grid, cv=CV, error_score="raise").fit(X)
+
+
+def test_hundreds_of_candidates_train_in_chunks(monkeypatch):
+    """Check that a grid of 200 candidates trains in memory-bounded chunks."""
+    X = np.random.RandomState(1).uniform(size=(24, 4)).astype(np.float32)
+    estimator = SparseAutoencoder(
+        n_components=2, max_iter=2, batch_size=8, device="cpu", random_state=0
+    )
+    grid = {
+        "sparsity_weight": np.linspace(0.01, 5.0, 100).tolist(),
+        "sparsity_target": [0.05, 0.2],
+    }
+    chunks = []
+    fit_nets = model_selection.fit_nets
+
+    def counting_fit_nets(nets, *args, **kwargs):
+        chunks.append(len(nets))
+        return fit_nets(nets, *args, **kwargs)
+
+    monkeypatch.setattr(model_selection, "fit_nets", counting_fit_nets)
+    search = BatchedGridSearchCV(estimator, grid, cv=2, refit=False)
+    search._memory_budget = 64 * member_bytes(4, (2,), 8)
+    search.fit(X)
+    assert sum(chunks) == 400 and max(chunks) <= 64 and len(chunks) == 7
+    scores = search.cv_results_["split1_test_score"]
+    assert np.all(np.isfinite(scores))
+    # A chunk's members do not depend on its other members: spot-check
+    # candidates from the first and the last chunk against their own fits.
+    for index in (0, 199):
+        params = search.cv_results_["params"][index]
+        train, test = list(KFold(2).split(X))[1]
+        reference = clone(estimator).set_params(**params).fit(X[train])
+        assert scores[index] == pytest.approx(reference.score(X[test]), abs=1e-5)
+
+
+def test_out_of_memory_retries_in_smaller_chunks(X, monkeypatch):
+    """Check that a chunk that runs out of memory is trained again in halves."""
+    chunks = []
+    fit_nets = model_selection.fit_nets
+
+    def small_device(nets, *args, **kwargs):
+        chunks.append(len(nets))
+        if len(nets) > 3:
+            raise torch.OutOfMemoryError("out of memory")
+        return fit_nets(nets, *args, **kwargs)
+
+    monkeypatch.setattr(model_selection, "fit_nets", small_device)
+    estimator = SparseAutoencoder(n_components=3, **FAST)
+    grid = {"sparsity_weight": [0.1, 0.5, 1.0, 2.0]}
+    ours = BatchedGridSearchCV(estimator, grid, cv=CV).fit(X)
+    assert chunks == [12, 6, 3, 3, 6, 3, 3]
+    _assert_same_results(ours, GridSearchCV(estimator, grid, cv=CV).fit(X))
+
+
+def test_threads_and_global_random_state_are_left_alone(X):
+    """Check that searching leaves torch's and NumPy's global random state as is."""
+    torch_state = torch.get_rng_state()
+    numpy_state = np.random.get_state()[1].copy()
+    estimator = DenoisingAutoencoder(n_components=3, hidden_layer_sizes=(), **FAST)
+    BatchedGridSearchCV(estimator, {"noise": ["masking", "salt_and_pepper"]}).fit(X)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)
+
+
+@parametrize_with_checks(
+    [
+        BatchedGridSearchCV(
+            Autoencoder(n_components=2, hidden_layer_sizes=(), **FAST),
+            {"alpha": [1e-4, 1e-2]},
+            cv=2,
+        )
+    ],
+    expected_failed_checks=lambda est: {
+        check: (
+            "A search has no fit_transform (GridSearchCV has none either); "
+            "it transforms with its refitted best estimator."
+        )
+        for check in (
+            "check_transformer_data_not_an_array",
+            "check_transformer_general",
+            "check_transformer_preserve_dtypes",
+        )
+    },
+)
+def test_sklearn_compatible_search(estimator, check):
+    """Check that the search passes scikit-learn's estimator checks."""
+    check(estimator)
+
+
+def test_docstring_example_runs():
+    """Check that the example in BatchedGridSearchCV's docstring gives its output."""
+    results = doctest.testmod(model_selection, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert results.attempted > 0
+    assert results.failed == 0
