@@ -14,7 +14,13 @@ import pytest
 import skae
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC_MODULES = ["skae", "skae.metrics", "skae.io", "skae.plotting"]
+PUBLIC_MODULES = [
+    "skae",
+    "skae.metrics",
+    "skae.io",
+    "skae.plotting",
+    "skae.model_selection",
+]
 
 # Checks scikit-learn does not enforce either: a named Returns entry, and
 # the optional See Also, Examples and extended-summary sections.
