@@ -121,10 +121,13 @@ class _InterruptAt(Callback):
     def __init__(self, epoch=1):
         self.epoch = epoch
 
+    def on_epoch_begin(self, net, **kwargs):
+        self.batches_ = 0
+
     def on_batch_end(self, net, batch=None, training=None, **kwargs):
-        if training and len(net.history) == self.epoch:
-            if net.history[-1]["batches"] and len(net.history[-1]["batches"]) >= 2:
-                raise KeyboardInterrupt
+        self.batches_ += 1
+        if training and len(net.history) == self.epoch and self.batches_ >= 2:
+            raise KeyboardInterrupt
 
 
 class _Recorder(Callback):
