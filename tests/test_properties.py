@@ -2,6 +2,7 @@
 method either gives finite results of the right shape and dtype or raises
 the documented error."""
 
+import os
 import warnings
 
 import numpy as np
@@ -18,8 +19,16 @@ from skae import (
     SparseAutoencoder,
 )
 
-# No example database: failures are printed with a reproduction blob.
-SETTINGS = settings(max_examples=40, deadline=None, database=None, print_blob=True)
+# No example database: failures are printed with a reproduction blob. Under
+# CI (the CI environment variable set) the examples are derandomized, so a
+# run is reproducible; elsewhere every run explores new examples.
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    derandomize=bool(os.environ.get("CI")),
+)
 
 DTYPES = ["float32", "float64", "int64", "bool"]
 
@@ -227,9 +236,18 @@ def test_non_finite_or_overflowing_values_are_refused(estimator, X, bad, method,
     if method not in ("fit", "partial_fit"):
         # Parameter errors are covered above.
         assume(_expected_error(estimator, X) is None)
+        diverged = False
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            estimator.fit(X)
+            try:
+                estimator.fit(X)
+            except ValueError as exc:
+                # A documented outcome (plain SGD can diverge); nothing to
+                # transform then.
+                if "Training diverged" not in str(exc):
+                    raise
+                diverged = True
+        assume(not diverged)
     if method == "inverse":
         A = estimator.transform(X).astype(np.float64)
         method = "inverse_transform"
