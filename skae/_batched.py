@@ -391,20 +391,25 @@ class _Optimizer:
             names = ("momentum_buffer",)
         for name in names:
             stack.buffers[name] = torch.zeros_like(stack.params)
+        self.device = stack.device
         self.lr = np.array([float(net.lr) for net in nets])
         self.steps = np.zeros(len(nets), dtype=np.int64)
-        # Per parameter group with any decay: its columns and each net's decay.
+        # Per parameter group with any decay: its columns and each net's
+        # decay, as a (nets, 1) column on the device (made once, not per step).
         self.decay = {}
         for g, (lo, hi) in layout.group_ranges.items():
             values = [net.optimizer_.param_groups[g]["weight_decay"] for net in nets]
             if any(values):
-                self.decay[g] = (lo, hi, np.asarray(values, dtype=np.float64))
-        self.device = stack.device
+                self.decay[g] = (lo, hi, self._column(values))
 
     def select(self, keep):
         self.lr = self.lr[keep]
         self.steps = self.steps[keep]
-        self.decay = {g: (lo, hi, v[keep]) for g, (lo, hi, v) in self.decay.items()}
+        rows = torch.as_tensor(keep, device=self.device)
+        self.decay = {
+            g: (lo, hi, v.index_select(0, rows))
+            for g, (lo, hi, v) in self.decay.items()
+        }
 
     def _column(self, values):
         return torch.as_tensor(
@@ -424,8 +429,8 @@ class _Optimizer:
         active[idle] = False
         self.steps[active] += 1
         p, g = stack.params, stack.grad
-        for lo, hi, values in self.decay.values():
-            g[:, lo:hi].addcmul_(p[:, lo:hi], self._column(values))
+        for lo, hi, decay in self.decay.values():
+            g[:, lo:hi].addcmul_(p[:, lo:hi], decay)
         if self.adam:
             self._adam(stack, p, g)
         else:
