@@ -34,8 +34,9 @@ class DenoisingAutoencoder(_BaseAutoencoder):
     batch with the clean one.
 
     The encoder sees the input centred on the training mean and scaled by
-    one factor to unit average variance; the decoder's output bias starts
-    at the training mean.
+    one factor to unit average variance. The decoder's output layer starts
+    with zero weights and the training mean as bias: training starts from
+    the best constant reconstruction.
 
     Parameters
     ----------

@@ -63,8 +63,10 @@ class AutoencoderModule(nn.Module):
         training data, so that the encoder sees unit average variance).
     output_bias : array-like of shape (n_features,), default=None
         Initial bias of the decoder's output layer, e.g. the data mean (or
-        its logit for binary cross-entropy), so that training starts from
-        the best constant reconstruction. torch's default when None.
+        its logit for binary cross-entropy). When given, that layer's
+        weights start at zero, so that training starts exactly from the
+        best constant reconstruction rather than from the noise of a random
+        decoder. torch's default initialisation of the layer when None.
     code_bias : float, default=None
         Initial bias of every code unit, e.g. the logit of a sparsity target
         so that logistic codes start near their target rate. torch's default
@@ -103,6 +105,7 @@ class AutoencoderModule(nn.Module):
         if output_bias is not None:
             with torch.no_grad():
                 self.decoder[-1].bias.copy_(torch.as_tensor(output_bias))
+                self.decoder[-1].weight.zero_()
         if code_bias is not None:
             with torch.no_grad():
                 self.code_layer.bias.fill_(float(code_bias))

@@ -28,7 +28,9 @@ class SparseAutoencoder(_BaseAutoencoder):
     ``activation="auto"`` the codes are logistic for KL sparsity and ReLU
     for L1 sparsity. With KL sparsity the code units start at the target
     rate (their biases at ``logit(rho)``). The encoder sees the input
-    centred on the training mean.
+    centred on the training mean. The decoder's output layer starts with
+    zero weights and the training mean (its logit for cross-entropy) as
+    bias: training starts from the best constant reconstruction.
 
     Parameters
     ----------

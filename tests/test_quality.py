@@ -31,21 +31,28 @@ def _mse(A, B):
     return float(np.mean((np.asarray(A, dtype=np.float64) - B) ** 2))
 
 
-@pytest.mark.parametrize("k", [8, 16])
-def test_linear_autoencoder_reaches_pca_training_error(k, digits_all):
-    """Check that a linear AE with defaults is within 2% of PCA's error."""
+@pytest.mark.parametrize(
+    "k, seed", [(8, 0), (16, 0), (32, 0), (32, 1), (32, 2), (32, 3), (32, 4)]
+)
+def test_linear_autoencoder_reaches_pca_training_error(k, seed, digits_all):
+    """Check that a linear AE with defaults is within 2% of PCA's error.
+
+    k=32 is the hardest (the smallest error to match) and is checked over
+    five seeds: before the output layer started at zero weights, seeds 2
+    and 3 ended at 1.036x and 1.022x.
+    """
     X = digits_all
     ae = Autoencoder(
         n_components=k,
         activation="identity",
         hidden_layer_sizes=(),
-        random_state=0,
+        random_state=seed,
         device="cpu",
     ).fit(X)
     pca = PCA(k).fit(X)
     ae_mse = _mse(ae.inverse_transform(ae.transform(X)), X)
     pca_mse = _mse(pca.inverse_transform(pca.transform(X)), X)
-    # Measured 1.006 (k=8) and 1.010 (k=16); PCA's optimum bounds it below.
+    # PCA's optimum bounds it below.
     assert pca_mse * (1 - 1e-4) <= ae_mse <= 1.02 * pca_mse
 
 

@@ -9,7 +9,12 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 
-from skae import Autoencoder, DenoisingAutoencoder, SparseAutoencoder
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+)
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +255,42 @@ def test_kl_codes_start_at_the_target_rate():
             assert rho / 2 <= sae.transform(X).mean() <= 2 * rho
         l1 = SparseAutoencoder(sparsity="l1", **params).fit(X)
         assert np.abs(l1.net_.module_.code_layer.bias.detach().numpy()).max() < 1
+
+
+@pytest.mark.parametrize(
+    "est, data",
+    [
+        (Autoencoder(hidden_layer_sizes=(5,), activation="relu"), "normal"),
+        (Autoencoder(hidden_layer_sizes=(), activation="identity"), "normal"),
+        (SparseAutoencoder(), "unit"),
+        (DenoisingAutoencoder(hidden_layer_sizes=(5,)), "normal"),
+        (ContractiveAutoencoder(), "normal"),
+    ],
+    ids=["relu", "linear", "sparse-cross-entropy", "denoising", "contractive"],
+)
+def test_training_starts_from_the_best_constant_reconstruction(est, data):
+    """Check that the output layer starts with zero weights and the data mean
+    (its logit for cross-entropy) as bias, so that every input is first
+    reconstructed as the mean, and that the other layers are random."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(2.0, 0.5, size=(200, 8))
+    if data == "unit":
+        X = rng.uniform(size=(200, 8))
+    # A learning rate of 1e-9 leaves the weights as initialised.
+    est.set_params(
+        n_components=3, max_iter=1, learning_rate_init=1e-9, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.set_params(device="cpu").fit(X)
+    output_layer = est.net_.module_.decoder[-1]
+    np.testing.assert_allclose(output_layer.weight.detach().numpy(), 0, atol=1e-7)
+    np.testing.assert_allclose(
+        est.inverse_transform(est.transform(X)),
+        np.broadcast_to(X.mean(axis=0), X.shape),
+        rtol=1e-5,
+    )
+    assert np.abs(est.net_.module_.code_layer.weight.detach().numpy()).min() > 0
 
 
 def test_input_scaling_per_estimator():
