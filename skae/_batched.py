@@ -150,32 +150,25 @@ class StackedPenalty:
 class _Layout:
     """Where each parameter of a module sits in a row of the flat buffers.
 
-    Parameters are ordered by optimizer parameter group, so that each
-    group (and its weight decay) covers one contiguous range of columns.
+    Weights come first, then biases, so that the weights (the parameters
+    under the L2 penalty ``weight_decay``) cover one contiguous range of
+    columns, ``weight_range``.
     """
 
-    def __init__(self, module, optimizer):
-        group_of = {}
-        for g, group in enumerate(optimizer.param_groups):
-            for p in group["params"]:
-                group_of[id(p)] = g
+    def __init__(self, module):
         named = sorted(
-            module.named_parameters(), key=lambda item: group_of[id(item[1])]
+            module.named_parameters(), key=lambda item: item[0].endswith("bias")
         )
-        self.names, self.shapes, self.slices, self.groups = [], [], [], []
+        self.names, self.shapes, self.slices = [], [], []
         start = 0
         for name, p in named:
             self.names.append(name)
             self.shapes.append(tuple(p.shape))
             self.slices.append(slice(start, start + p.numel()))
-            self.groups.append(group_of[id(p)])
             start += p.numel()
         self.size = start
-        # Column range of each parameter group.
-        self.group_ranges = {}
-        for g, sl in zip(self.groups, self.slices):
-            lo, hi = self.group_ranges.get(g, (sl.start, sl.stop))
-            self.group_ranges[g] = (min(lo, sl.start), max(hi, sl.stop))
+        n_weights = sum(1 for name in self.names if not name.endswith("bias"))
+        self.weight_range = (0, self.slices[n_weights - 1].stop if n_weights else 0)
 
     def row(self, module):
         params = dict(module.named_parameters())
@@ -368,8 +361,10 @@ class _Optimizer:
     """Adam, or SGD with momentum, over the flat (nets, params) buffers.
 
     The arithmetic of ``torch.optim.Adam`` (also its fused kernels) and
-    ``torch.optim.SGD``, with one learning rate per net and one weight decay
-    per net and parameter group; each net has its own step count.
+    ``torch.optim.SGD``, with one learning rate and one weight decay on the
+    weights per net (``AutoencoderNet.weight_decay``, added to the weights'
+    gradients as the optimizers add theirs); each net has its own step
+    count.
     """
 
     def __init__(self, nets, layout, stack):
@@ -394,13 +389,13 @@ class _Optimizer:
         self.device = stack.device
         self.lr = np.array([float(net.lr) for net in nets])
         self.steps = np.zeros(len(nets), dtype=np.int64)
-        # Per parameter group with any decay: its columns and each net's
-        # decay, as a (nets, 1) column on the device (made once, not per step).
+        # The weights' columns and each net's decay, as a (nets, 1) column on
+        # the device (made once, not per step); empty without any decay.
         self.decay = {}
-        for g, (lo, hi) in layout.group_ranges.items():
-            values = [net.optimizer_.param_groups[g]["weight_decay"] for net in nets]
-            if any(values):
-                self.decay[g] = (lo, hi, self._column(values))
+        values = [net.weight_decay for net in nets]
+        if any(values):
+            lo, hi = layout.weight_range
+            self.decay["weights"] = (lo, hi, self._column(values))
 
     def select(self, keep):
         self.lr = self.lr[keep]
@@ -596,7 +591,7 @@ class _Trainer:
         self.nets = nets
         self.X = X
         self.device = X.device
-        self.layout = _Layout(first.module_, first.optimizer_)
+        self.layout = _Layout(first.module_)
         self.encoder = _layers(first.module_.encoder, "encoder")
         self.decoder = _layers(first.module_.decoder, "decoder")
         self.activation = first.module_.activation

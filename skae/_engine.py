@@ -13,9 +13,11 @@ import math
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
+from skorch.utils import TeeGenerator
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._backprop import Plan, backprop
 from ._objectives import reconstruction_error
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
 ]
 
 _SHUFFLE_STREAM, _NOISE_STREAM = 1, 2
+_BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
 
 def resolve_device(device):
@@ -219,6 +222,19 @@ class AutoencoderNet(NeuralNet):
         Seeds the shuffling and the noise (pass it to the module too, as
         ``module__seed``, to seed its initialisation); the global random
         state is never touched.
+    shuffle : bool, default=True
+        Whether to shuffle training batches every epoch.
+    written_out_gradients : bool, default=True
+        Whether training computes the reconstruction term's gradients with
+        the written-out backward pass of ``_backprop`` (used only where the
+        module is a plain stack of Linear layers and activations). False
+        trains through autograd alone.
+    weight_decay : float, default=0.0
+        Strength of the L2 penalty on the weights (not on the biases):
+        ``weight_decay * W`` is added to each weight's gradient before the
+        optimizer step, as torch's optimizers add their own ``weight_decay``
+        (this way the optimizer needs one parameter group, and its step
+        costs less). Leave the optimizer's ``weight_decay`` at 0.
 
     Attributes beyond NeuralNet's
     -----------------------------
@@ -226,18 +242,38 @@ class AutoencoderNet(NeuralNet):
         Whether the last call to ``fit_loop`` was interrupted mid-epoch
         (KeyboardInterrupt), in which case the module and optimizer are back
         at the end of the last completed epoch.
-    shuffle : bool
-        Whether to shuffle training batches every epoch.
+    backprop_ : Plan or None
+        The module's tensors as the written-out backward pass reads them,
+        or None when training goes through autograd.
     """
 
     def __init__(
-        self, module, *args, corrupt=None, penalty=None, seed=0, shuffle=True, **kwargs
+        self,
+        module,
+        *args,
+        corrupt=None,
+        penalty=None,
+        seed=0,
+        shuffle=True,
+        written_out_gradients=True,
+        weight_decay=0.0,
+        **kwargs,
     ):
         super().__init__(module, *args, **kwargs)
         self.corrupt = corrupt
         self.penalty = penalty
         self.seed = seed
         self.shuffle = shuffle
+        self.written_out_gradients = written_out_gradients
+        self.weight_decay = weight_decay
+
+    # Attributes holding the module's own tensors, pickled together with the
+    # module (skorch saves these in one torch.save, mapping devices).
+    cuda_dependent_attributes_ = [
+        *NeuralNet.cuda_dependent_attributes_,
+        "backprop_",
+        "decayed_",
+    ]
 
     @property
     def _default_callbacks(self):
@@ -259,13 +295,13 @@ class AutoencoderNet(NeuralNet):
         total = torch.zeros((), dtype=dtype, device=self.device)
         n_rows = n_batches = 0
         for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
+            self._notify_batch("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             size = len(batch[0])
-            total += step["loss"].detach().to(dtype) * size
+            total.add_(step["loss"].detach(), alpha=size)
             n_rows += size
             n_batches += 1
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+            self._notify_batch("on_batch_end", batch=batch, training=training, **step)
         self.history.record(prefix + "_batch_count", n_batches)
         self.history.record(prefix + "_loss", total.item() / n_rows)
 
@@ -345,10 +381,78 @@ class AutoencoderNet(NeuralNet):
             return
         super()._set_training(training)
 
+    def initialize_module(self):
+        super().initialize_module()
+        named = self.module_.named_parameters()
+        self.decayed_ = [p for name, p in named if not name.endswith("bias")]
+        self.backprop_ = None
+        if self.written_out_gradients:
+            try:
+                self.backprop_ = Plan(self.module_)
+            except (AttributeError, ValueError):
+                pass
+        return self
+
+    def initialize_callbacks(self):
+        super().initialize_callbacks()
+        # Per-batch events go only to those that handle them (skorch's
+        # Callback and NeuralNet methods do nothing by default), so that a
+        # step usually calls nothing: the net first, as skorch's notify does.
+        handlers = [(NeuralNet, self)] + [(Callback, cb) for _, cb in self.callbacks_]
+        self.batch_listeners_ = {
+            event: [
+                getattr(obj, event)
+                for base, obj in handlers
+                if getattr(type(obj), event) is not getattr(base, event)
+            ]
+            for event in _BATCH_EVENTS
+        }
+        return self
+
+    def _notify_batch(self, event, **cb_kwargs):
+        for method in self.batch_listeners_[event]:
+            method(self, **cb_kwargs)
+
+    def train_step(self, batch, **fit_params):
+        """One optimization step: skorch's, without its closure machinery.
+
+        Adam and SGD need no closure, so the step computes the gradients,
+        tells the callbacks that listen to ``on_grad_computed``, and steps
+        the optimizer, as skorch's ``train_step`` does for them.
+        """
+        if self.backprop_ is None or fit_params:
+            self._zero_grad_optimizer()
+        # (The written-out backward pass overwrites every gradient.)
+        step = self.train_step_single(batch, **fit_params)
+        if self.batch_listeners_["on_grad_computed"]:
+            self._notify_batch(
+                "on_grad_computed",
+                named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                batch=batch,
+                training=True,
+            )
+        if self.weight_decay:
+            for p in self.decayed_:
+                if p.grad is not None:
+                    p.grad.add_(p, alpha=self.weight_decay)
+        self._step_optimizer(None)
+        return step
+
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         x, _ = batch
         x_in = x if self.corrupt is None else self.corrupt(x, self.noise_generator)
+        if self.backprop_ is not None and not fit_params:
+            loss, y_pred = backprop(
+                self.backprop_,
+                self.module_,
+                x_in,
+                x,
+                self.criterion_.loss,
+                self.penalty,
+                self.noise_generator,
+            )
+            return {"loss": loss, "y_pred": y_pred}
         y_pred = self.infer(x_in, **fit_params)
         loss = self.get_loss(y_pred, x, X=x_in, training=True)
         loss.backward()

@@ -277,9 +277,7 @@ def test_training_starts_from_the_best_constant_reconstruction(est, data):
     if data == "unit":
         X = rng.uniform(size=(200, 8))
     # A learning rate of 1e-9 leaves the weights as initialised.
-    est.set_params(
-        n_components=3, max_iter=1, learning_rate_init=1e-9, random_state=0
-    )
+    est.set_params(n_components=3, max_iter=1, learning_rate_init=1e-9, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.set_params(device="cpu").fit(X)

@@ -1,0 +1,178 @@
+"""Training gradients of the fully connected autoencoder, written out.
+
+The reconstruction term's gradients are computed layer by layer with
+explicit matrix products, as scikit-learn's MLP computes its own, rather
+than through an autograd graph. On small models every operation costs more
+to dispatch than to compute, and the graph's bookkeeping is most of a
+training step; written out, a digits-sized step takes about half the time.
+The arithmetic is the one autograd performs (the same products and the same
+activation derivatives, written in terms of the activations' outputs), so
+the gradients agree with autograd's to float32 rounding
+(``tests/test_backprop.py``).
+
+A penalty still goes through autograd, on a graph of its own that starts at
+the codes (``codes.detach().requires_grad_()``) and at whatever parameters
+it reads: its gradient with respect to the codes joins the written-out
+backward pass at the code layer, and its gradients with respect to
+parameters (a decoder column norm, an encoder Jacobian recomputed from the
+input) accumulate into ``.grad`` directly. Any penalty written as a torch
+function of ``(module, x, codes, generator)`` therefore works unchanged.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Plan", "backprop"]
+
+_IN_PLACE = {
+    nn.Tanh: torch.Tensor.tanh_,
+    nn.Sigmoid: torch.Tensor.sigmoid_,
+    nn.ReLU: torch.Tensor.relu_,
+}
+
+
+def _tanh_backward(grad, out):
+    # grad * (1 - out^2), as grad - grad * out^2: two operations.
+    return torch.addcmul(grad, grad, out.square(), value=-1)
+
+
+def _sigmoid_backward(grad, out):
+    # grad * out * (1 - out), as g - g * out with g = grad * out.
+    g = grad * out
+    return g.addcmul_(g, out, value=-1)
+
+
+def _relu_backward(grad, out):
+    return grad.masked_fill_(out <= 0, 0)
+
+
+_BACKWARD = {
+    nn.Tanh: _tanh_backward,
+    nn.Sigmoid: _sigmoid_backward,
+    nn.ReLU: _relu_backward,
+    nn.Identity: None,
+}
+
+
+class Plan:
+    """The tensors of ``module`` that :func:`backprop` reads, in order.
+
+    Holds the first layer's input centring and scaling, every linear
+    layer's weight and bias, and its activation's in-place function and
+    backward function (None for the output layer and for identity), so
+    that a step looks nothing up in the module. Raises ValueError when
+    ``module`` is not a plain stack of Linear layers and the activations
+    above.
+
+    The references are to the module's own tensors: an owner that is
+    copied or pickled must copy or pickle the plan together with the
+    module, in one memo (``AutoencoderNet`` lists ``backprop_`` among its
+    device-dependent attributes for this).
+    """
+
+    def __init__(self, module):
+        self.offset = module.input_offset
+        self.scale = module.input_scale
+        self.layers = []
+        self.code_index = None
+        for part in (module.encoder, module.decoder):
+            children = list(part)
+            for i in range(0, len(children), 2):
+                layer = children[i]
+                follower = children[i + 1] if i + 1 < len(children) else None
+                if not isinstance(layer, nn.Linear) or (
+                    follower is not None and type(follower) not in _BACKWARD
+                ):
+                    raise ValueError(f"no written-out backward pass for {part!r}")
+                act = None if follower is None else type(follower)
+                self.layers.append(
+                    (layer.weight, layer.bias, _IN_PLACE.get(act), _BACKWARD.get(act))
+                )
+            if part is module.encoder:
+                self.code_index = len(self.layers) - 1
+
+
+def backprop(plan, module, x_in, target, loss, penalty=None, generator=None):
+    """Set the gradients of one training batch's loss; return the loss.
+
+    The loss is the reconstruction error of ``target`` from ``x_in`` (summed
+    over features, averaged over the batch), plus ``penalty(module, x_in,
+    codes, generator)`` when given, as ``AutoencoderNet.get_loss`` computes
+    it. Every parameter's ``.grad`` is overwritten (no zeroing needed).
+
+    Parameters
+    ----------
+    plan : Plan
+        ``Plan(module)``.
+    module : AutoencoderModule
+        Passed to the penalty.
+    x_in : Tensor of shape (n_samples, n_features)
+        The encoder's input (the corrupted batch for a denoising model).
+    target : Tensor of shape (n_samples, n_features)
+        The clean batch.
+    loss : {"squared_error", "binary_cross_entropy"}
+    penalty : callable or None
+    generator : torch.Generator or None
+        Passed to the penalty.
+
+    Returns
+    -------
+    loss : Tensor of shape ()
+        Detached.
+    y_pred : tuple of Tensor
+        ``(codes, output)``, detached.
+    """
+    layers, code_index = plan.layers, plan.code_index
+    with torch.no_grad():
+        z = (x_in - plan.offset) * plan.scale
+        inputs, outputs = [], []
+        for weight, bias, in_place, _ in layers:
+            inputs.append(z)
+            z = F.linear(z, weight, bias)
+            if in_place is not None:
+                in_place(z)
+            outputs.append(z)
+        codes, output = outputs[code_index], z
+        n = x_in.shape[0]
+        if loss == "squared_error":
+            grad = output - target
+            flat = grad.view(-1)
+            value = torch.dot(flat, flat).div_(n)
+            grad.mul_(2.0 / n)
+        else:
+            value = F.binary_cross_entropy_with_logits(
+                output, target, reduction="sum"
+            ).div_(n)
+            grad = torch.sigmoid(output).sub_(target).div_(n)
+
+        code_grad, extra = None, {}
+        if penalty is not None:
+            params = [p for p in module.parameters() if p.requires_grad]
+            with torch.enable_grad():
+                codes_leaf = codes.detach().requires_grad_(True)
+                term = penalty(module, x_in, codes_leaf, generator)
+                grads = torch.autograd.grad(
+                    term, [codes_leaf, *params], allow_unused=True
+                )
+            code_grad = grads[0]
+            extra = {p: g for p, g in zip(params, grads[1:]) if g is not None}
+            value += term.detach()
+
+        for i in range(len(layers) - 1, -1, -1):
+            weight, bias, _, backward = layers[i]
+            if i == code_index and code_grad is not None:
+                grad = grad + code_grad
+            if backward is not None:
+                grad = backward(grad, outputs[i])
+            weight_grad = grad.t().mm(inputs[i])
+            bias_grad = grad.sum(dim=0)
+            if i > 0:
+                grad = grad.mm(weight)
+            if extra:
+                for param, g in ((weight, weight_grad), (bias, bias_grad)):
+                    if param in extra:
+                        g.add_(extra[param])
+            weight.grad = weight_grad
+            bias.grad = bias_grad
+    return value, (codes, output)

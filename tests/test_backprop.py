@@ -1,0 +1,249 @@
+"""The written-out backward pass against autograd, and its place in training."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+    _engine,
+)
+from skae._backprop import Plan, backprop
+from skae._contractive import (
+    _closed_form_penalty,
+    _exact_penalty,
+    _projection_penalty,
+)
+from skae._modules import AutoencoderModule
+from skae._objectives import reconstruction_error
+from skae._sparse import _kl_penalty, _l1_penalty
+
+PENALTIES = {
+    "none": None,
+    "kl": lambda m, x, c, g: _kl_penalty(m, x, c, g, weight=2.0, target=0.1),
+    "l1": lambda m, x, c, g: _l1_penalty(m, x, c, g, weight=0.5),
+    "closed_form": lambda m, x, c, g: _closed_form_penalty(m, x, c, g, weight=0.3),
+    "projection": lambda m, x, c, g: _projection_penalty(
+        m, x, c, g, weight=0.2, n_projections=2
+    ),
+    "exact": lambda m, x, c, g: _exact_penalty(m, x, c, g, weight=0.2),
+}
+
+
+def _module(activation, hidden, seed=0):
+    rng = np.random.default_rng(seed)
+    module = AutoencoderModule(
+        6,
+        3,
+        hidden,
+        activation,
+        input_offset=rng.normal(size=6),
+        input_scale=1.7,
+        output_bias=rng.normal(size=6),
+        seed=seed,
+    ).double()
+    # Random weights everywhere (the output layer starts at zero otherwise,
+    # and would hide the earlier layers' gradients).
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
+    return module
+
+
+def _seeded():
+    return torch.Generator().manual_seed(3)
+
+
+def _autograd(module, x_in, target, loss, penalty, generator):
+    module.zero_grad(set_to_none=True)
+    codes, output = module(x_in)
+    value = reconstruction_error(output, target, loss).mean()
+    if penalty is not None:
+        value = value + penalty(module, x_in, codes, generator)
+    value.backward()
+    grads = {n: p.grad.clone() for n, p in module.named_parameters()}
+    return value.detach(), grads, (codes.detach(), output.detach())
+
+
+def _written_out(module, x_in, target, loss, penalty, generator):
+    module.zero_grad(set_to_none=True)
+    plan = Plan(module)
+    value, y_pred = backprop(plan, module, x_in, target, loss, penalty, generator)
+    grads = {n: p.grad.clone() for n, p in module.named_parameters()}
+    return value, grads, y_pred
+
+
+# KL sparsity needs logistic codes; the closed form, one encoder layer.
+CASES = [
+    (activation, hidden, loss, penalty)
+    for activation in ("identity", "logistic", "tanh", "relu")
+    for hidden in ((), (5, 4))
+    for loss in ("squared_error", "binary_cross_entropy")
+    for penalty in PENALTIES
+    if (penalty != "kl" or activation == "logistic")
+    and (penalty != "closed_form" or not hidden)
+]
+
+
+@pytest.mark.parametrize("activation, hidden, loss, penalty", CASES)
+def test_gradients_equal_autograd(activation, hidden, loss, penalty):
+    """Check loss, outputs and every gradient against autograd (float64)."""
+    module = _module(activation, hidden)
+    rng = np.random.default_rng(1)
+    target = torch.as_tensor(rng.uniform(size=(20, 6)))
+    x_in = target + torch.as_tensor(rng.normal(scale=0.1, size=(20, 6)))
+    results = [
+        run(module, x_in, target, loss, PENALTIES[penalty], _seeded())
+        for run in (_autograd, _written_out)
+    ]
+    (v_ref, g_ref, y_ref), (v, g, y) = results
+    torch.testing.assert_close(v, v_ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    assert set(g) == set(g_ref) == {n for n, _ in module.named_parameters()}
+    for name in g_ref:
+        torch.testing.assert_close(g[name], g_ref[name], rtol=1e-9, atol=1e-12)
+        # Checks that cannot pass vacuously: the gradient is not all zero.
+        assert g_ref[name].abs().max() > 0, name
+
+
+ESTIMATORS = [
+    Autoencoder(n_components=3, hidden_layer_sizes=(8,)),
+    SparseAutoencoder(n_components=5),
+    SparseAutoencoder(n_components=5, sparsity="l1"),
+    DenoisingAutoencoder(n_components=3, hidden_layer_sizes=(8,)),
+    ContractiveAutoencoder(n_components=3),
+    ContractiveAutoencoder(
+        n_components=3, hidden_layer_sizes=(8,), jacobian="projection"
+    ),
+]
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: repr(e))
+def test_training_equals_autograd_training(estimator, solver, monkeypatch):
+    """Check that a fit with the written-out pass equals one through autograd
+    (same losses and codes up to float32 rounding), weight decay included."""
+    X = np.random.default_rng(0).uniform(size=(150, 10)).astype(np.float32)
+    estimator.set_params(
+        max_iter=8,
+        batch_size=32,
+        solver=solver,
+        alpha=1e-2,
+        random_state=0,
+        device="cpu",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        written = pickle.loads(pickle.dumps(estimator)).fit(X)
+        assert written.net_.backprop_ is not None
+
+        def no_plan(module):
+            raise ValueError("autograd only")
+
+        monkeypatch.setattr(_engine, "Plan", no_plan)
+        reference = pickle.loads(pickle.dumps(estimator)).fit(X)
+        assert reference.net_.backprop_ is None
+    np.testing.assert_allclose(written.loss_curve_, reference.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(
+        written.transform(X), reference.transform(X), rtol=1e-4, atol=1e-5
+    )
+
+
+class _WithDropout(AutoencoderModule):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.encoder[1] = nn.Dropout(0.1)
+
+
+def test_other_modules_train_through_autograd():
+    """Check that a module the plan does not know is refused by Plan and
+    trained through autograd by the net."""
+    shape = dict(n_features=6, n_components=3, hidden_layer_sizes=(4,))
+    with pytest.raises(ValueError, match="no written-out backward pass"):
+        Plan(_WithDropout(**shape, activation="tanh"))
+    net = _engine.AutoencoderNet(
+        _WithDropout,
+        **{f"module__{k}": v for k, v in shape.items()},
+        module__activation="tanh",
+        criterion=_engine.ReconstructionLoss,
+        train_split=None,
+        max_epochs=2,
+        batch_size=8,
+    )
+    net.fit(TensorDataset(torch.rand(32, 6)), None)
+    assert net.written_out_gradients
+    assert net.backprop_ is None
+    assert np.isfinite(net.history[-1, "train_loss"])
+    assert len(net.history) == 2
+
+
+def test_pickled_net_trains_its_own_weights():
+    """Check that after a pickle round trip the plan still points at the
+    module's own tensors, so that training moves the unpickled weights."""
+    X = np.random.default_rng(0).uniform(size=(64, 6))
+    params = dict(n_components=2, max_iter=2, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = Autoencoder(**params).fit(X)
+    copy = pickle.loads(pickle.dumps(ae))
+    net = copy.net_
+    first_weight = net.module_.encoder[0].weight
+    assert net.backprop_.layers[0][0] is first_weight
+    assert any(p is first_weight for p in net.decayed_)
+    before = first_weight.detach().clone()
+    copy.partial_fit(X)
+    assert not torch.equal(first_weight.detach(), before)
+    ae.partial_fit(X)
+    np.testing.assert_array_equal(copy.transform(X), ae.transform(X))
+
+
+class _Recorder(Callback):
+    def initialize(self):
+        self.events = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        self.events.append(("begin", training))
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        grads = {n: p.grad for n, p in named_parameters}
+        assert all(g is not None for g in grads.values())
+        self.events.append(("grad", len(grads)))
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        self.events.append(("end", float(loss)))
+
+
+def test_batch_callbacks_still_see_every_step():
+    """Check that batch events and on_grad_computed reach a callback that
+    handles them, with the gradients set, once per step."""
+    X = np.random.default_rng(0).uniform(size=(40, 6))
+    recorder = _Recorder()
+    ae = Autoencoder(
+        n_components=2,
+        hidden_layer_sizes=(),
+        batch_size=16,
+        max_iter=2,
+        random_state=0,
+        device="cpu",
+        callbacks=[recorder],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(X)
+    events = ae.net_.callbacks_[-1][1].events
+    steps = 2 * 3  # 2 epochs of 3 batches (16, 16, 8)
+    assert [e for e, _ in events] == ["begin", "grad", "end"] * steps
+    assert all(n == 4 for e, n in events if e == "grad")
+    assert all(np.isfinite(v) for e, v in events if e == "end")
