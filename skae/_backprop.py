@@ -93,13 +93,17 @@ class Plan:
                 self.code_index = len(self.layers) - 1
 
 
-def backprop(plan, module, x_in, target, loss, penalty=None, generator=None):
+def backprop(
+    plan, module, x_in, target, loss, penalty=None, generator=None, weight_decay=0.0
+):
     """Set the gradients of one training batch's loss; return the loss.
 
     The loss is the reconstruction error of ``target`` from ``x_in`` (summed
     over features, averaged over the batch), plus ``penalty(module, x_in,
     codes, generator)`` when given, as ``AutoencoderNet.get_loss`` computes
-    it. Every parameter's ``.grad`` is overwritten (no zeroing needed).
+    it. Every parameter's ``.grad`` is overwritten (no zeroing needed); the
+    weights' gradients include ``weight_decay * W``, the gradient of the L2
+    penalty ``weight_decay / 2 * ||W||^2`` (not part of the returned loss).
 
     Parameters
     ----------
@@ -115,6 +119,7 @@ def backprop(plan, module, x_in, target, loss, penalty=None, generator=None):
     penalty : callable or None
     generator : torch.Generator or None
         Passed to the penalty.
+    weight_decay : float, default=0.0
 
     Returns
     -------
@@ -165,7 +170,8 @@ def backprop(plan, module, x_in, target, loss, penalty=None, generator=None):
                 grad = grad + code_grad
             if backward is not None:
                 grad = backward(grad, outputs[i])
-            weight_grad = grad.t().mm(inputs[i])
+            # W * weight_decay + grad^T z in one product.
+            weight_grad = torch.addmm(weight, grad.t(), inputs[i], beta=weight_decay)
             bias_grad = grad.sum(dim=0)
             if i > 0:
                 grad = grad.mm(weight)

@@ -1,6 +1,7 @@
 """The shared estimator base: parameters, validation, training and inference."""
 
 import copy
+import math
 import warnings
 from abc import ABCMeta
 from contextlib import contextmanager
@@ -126,8 +127,17 @@ def _check_callbacks(estimator):
             )
 
 
+def _viewable(X):
+    """X, or a contiguous copy of it when a stride is negative (X[::-1]):
+    torch cannot view such arrays."""
+    if X.ndim and min(X.strides) < 0:
+        return np.ascontiguousarray(X)
+    return X
+
+
 def _as_tensor(X, device):
     """View (or copy, if needed) a NumPy array as a float32 tensor on device."""
+    X = _viewable(X)
     with warnings.catch_warnings():
         # Read-only inputs are fine: nothing here writes to them.
         warnings.filterwarnings("ignore", message="The given NumPy array is not")
@@ -558,8 +568,9 @@ class _BaseAutoencoder(
         """Apply a function to A block by block, NumPy in and out, A's dtype out.
 
         ``prepare(module)`` returns the function of a block of rows, once
-        per call; ``what`` names its output in the error raised if that is
-        not finite.
+        per call, as ``fn(rows, out)``: ``out`` is None or a tensor the
+        size of the result that ``fn`` may write into and return. ``what``
+        names its output in the error raised if that is not finite.
         """
         module = self.net_.module_
         module.eval()
@@ -579,28 +590,43 @@ class _BaseAutoencoder(
 
     def _map_blocks(self, A, fn, device, out, what):
         """Fill ``out`` with ``fn`` of each block of A's rows."""
-        for start in range(0, A.shape[0], _INFERENCE_BLOCK):
-            rows = _as_tensor(A[start : start + _INFERENCE_BLOCK], device).contiguous()
-            n_rows = len(rows)
-            if n_rows < _INFERENCE_BLOCK:
-                # Pad the last block: every row goes through a block of
-                # the same shape, so results do not depend on batch
-                # composition. Full blocks are used as they are (a view
-                # of A when it is float32 on the CPU).
-                padded = torch.zeros((_INFERENCE_BLOCK, A.shape[1]), device=device)
-                padded[:n_rows] = rows
-                rows = padded
-            block = fn(rows)[:n_rows]
-            # A sum is finite when every value is (one fast reduction); the
-            # exact test runs only when it is not, as it may overflow.
-            if not torch.isfinite(block.sum()) and not torch.isfinite(block).all():
-                raise ValueError(
-                    f"The {what} of rows {start}..{start + n_rows - 1} are "
-                    "not finite: X holds values so far from the training "
-                    "data's range that the float32 network overflows. "
-                    "Scale X as the training data was scaled."
-                )
-            out[start : start + n_rows] = block.cpu()
+        # Written into in place on the CPU (a view of out), copied otherwise.
+        target = None
+        if out.dtype == np.float32 and device.type == "cpu":
+            target = torch.from_numpy(out)
+        with warnings.catch_warnings():
+            # Read-only inputs are fine: nothing here writes to them.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not")
+            for start in range(0, A.shape[0], _INFERENCE_BLOCK):
+                stop = start + _INFERENCE_BLOCK
+                rows = torch.as_tensor(
+                    _viewable(A[start:stop]), dtype=torch.float32, device=device
+                ).contiguous()
+                n_rows = len(rows)
+                dest = None
+                if n_rows < _INFERENCE_BLOCK:
+                    # Pad the last block: every row goes through a block of
+                    # the same shape, so results do not depend on batch
+                    # composition. Full blocks are used as they are (a view
+                    # of A when it is float32 on the CPU).
+                    padded = torch.zeros((_INFERENCE_BLOCK, A.shape[1]), device=device)
+                    padded[:n_rows] = rows
+                    rows = padded
+                elif target is not None:
+                    dest = target[start:stop]
+                block = fn(rows, dest)[:n_rows]
+                # A sum is finite when every value is (one fast reduction);
+                # the exact test runs only when it is not, as it may overflow.
+                total = float(block.sum())
+                if not math.isfinite(total) and not torch.isfinite(block).all():
+                    raise ValueError(
+                        f"The {what} of rows {start}..{start + n_rows - 1} are "
+                        "not finite: X holds values so far from the training "
+                        "data's range that the float32 network overflows. "
+                        "Scale X as the training data was scaled."
+                    )
+                if dest is None or block.data_ptr() != dest.data_ptr():
+                    out[start : start + n_rows] = block.cpu()
 
     def transform(self, X):
         """Encode X: the codes of the trained encoder.
@@ -648,8 +674,8 @@ class _BaseAutoencoder(
 
         def decoder(module):
             if self.loss_ == "binary_cross_entropy":
-                return lambda z: torch.sigmoid(module.decode(z))
-            return module.decode
+                return lambda z, out: torch.sigmoid(module.decode(z))
+            return lambda z, out: module.decode(z)
 
         return self._map_rows(X, decoder, self.n_features_in_, "reconstructions")
 
@@ -687,7 +713,7 @@ class _BaseAutoencoder(
         def scorer(module):
             encode = module.inference_encoder()
 
-            def score(x):
+            def score(x, out):
                 output = module.decode(encode(x))
                 return -(criterion(output, x) / x.shape[-1]).unsqueeze(-1)
 

@@ -420,18 +420,20 @@ class AutoencoderNet(NeuralNet):
         tells the callbacks that listen to ``on_grad_computed``, and steps
         the optimizer, as skorch's ``train_step`` does for them.
         """
-        if self.backprop_ is None or fit_params:
+        written_out = self.backprop_ is not None and not fit_params
+        if not written_out:
+            # (The written-out pass overwrites every gradient.)
             self._zero_grad_optimizer()
-        # (The written-out backward pass overwrites every gradient.)
         step = self.train_step_single(batch, **fit_params)
-        if self.batch_listeners_["on_grad_computed"]:
+        listeners = self.batch_listeners_["on_grad_computed"]
+        if listeners:
             self._notify_batch(
                 "on_grad_computed",
                 named_parameters=TeeGenerator(self.get_all_learnable_params()),
                 batch=batch,
                 training=True,
             )
-        if self.weight_decay:
+        if self.weight_decay and not (written_out and not listeners):
             for p in self.decayed_:
                 if p.grad is not None:
                     p.grad.add_(p, alpha=self.weight_decay)
@@ -439,10 +441,18 @@ class AutoencoderNet(NeuralNet):
         return step
 
     def train_step_single(self, batch, **fit_params):
+        """Set the gradients of one batch's loss; return the loss.
+
+        The L2 term joins the weights' gradients after the callbacks that
+        read them (``on_grad_computed``), as torch's optimizers add theirs
+        inside ``step()``; with no such callback, the written-out pass adds
+        it in the same product and ``train_step`` adds nothing.
+        """
         self._set_training(True)
         x, _ = batch
         x_in = x if self.corrupt is None else self.corrupt(x, self.noise_generator)
         if self.backprop_ is not None and not fit_params:
+            listeners = self.batch_listeners_["on_grad_computed"]
             loss, y_pred = backprop(
                 self.backprop_,
                 self.module_,
@@ -451,6 +461,7 @@ class AutoencoderNet(NeuralNet):
                 self.criterion_.loss,
                 self.penalty,
                 self.noise_generator,
+                0.0 if listeners else self.weight_decay,
             )
             return {"loss": loss, "y_pred": y_pred}
         y_pred = self.infer(x_in, **fit_params)

@@ -3,10 +3,17 @@
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["AutoencoderModule"]
+
+# The activations applied in place, on tensors that no gradient flows through.
+_IN_PLACE_ACTIVATIONS = {
+    "identity": None,
+    "logistic": torch.sigmoid_,
+    "tanh": torch.tanh_,
+    "relu": torch.relu_,
+}
 
 _ACTIVATIONS = {
     "identity": nn.Identity,
@@ -141,15 +148,32 @@ class AutoencoderModule(nn.Module):
         The centring and scaling are folded into the first layer once,
         W s (x - offset) + b = (W s) x + (b - W s offset): the returned
         function makes no pass over its input beyond the layers' own, and
-        no weight-sized operation per call.
+        no weight-sized operation per call. It is ``encode(x, out=None)``:
+        given ``out`` (a tensor of the codes' shape), the codes are written
+        there and ``out`` is returned.
         """
         first = self.encoder[0]
         weight = self.input_weight
         bias = torch.addmv(first.bias, weight, self.input_offset, alpha=-1)
-        rest = self.encoder[1:]
+        layers = [(weight, bias)] + [
+            (layer.weight, layer.bias) for layer in self.encoder[2::2]
+        ]
+        activate = _IN_PLACE_ACTIVATIONS[self.activation]
 
-        def encode(x):
-            return rest(F.linear(x, weight, bias))
+        def encode(x, out=None):
+            h = x
+            for w, b in layers[:-1]:
+                h = torch.addmm(b, h, w.t())
+                if activate is not None:
+                    activate(h)
+            w, b = layers[-1]
+            if out is None:
+                h = torch.addmm(b, h, w.t())
+            else:
+                h = torch.addmm(b, h, w.t(), out=out)
+            if activate is not None:
+                activate(h)
+            return h
 
         return encode
 

@@ -247,3 +247,44 @@ def test_batch_callbacks_still_see_every_step():
     assert [e for e, _ in events] == ["begin", "grad", "end"] * steps
     assert all(n == 4 for e, n in events if e == "grad")
     assert all(np.isfinite(v) for e, v in events if e == "end")
+
+
+def test_weight_decay_with_and_without_gradient_callbacks():
+    """Check that the L2 term is the same whether it joins the gradient in the
+    written-out product (no on_grad_computed callback) or after the callbacks
+    (as torch's optimizers add it), and that those callbacks see the loss's
+    gradient without it."""
+    X = np.random.default_rng(0).uniform(size=(40, 6))
+    params = dict(
+        n_components=2,
+        hidden_layer_sizes=(),
+        alpha=0.5,
+        batch_size=40,
+        max_iter=3,
+        random_state=0,
+        device="cpu",
+    )
+    checked = []
+
+    class LossGradient(Callback):
+        def on_grad_computed(self, net, named_parameters, batch=None, **kwargs):
+            # The loss's own gradient, by autograd at the current weights.
+            module = net.module_
+            x = batch[0]
+            with torch.enable_grad():
+                _, output = module(x)
+                loss = reconstruction_error(output, x, "squared_error").mean()
+                expected = torch.autograd.grad(loss, list(module.parameters()))
+            for p, g in zip(module.parameters(), expected):
+                torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-6)
+            checked.append(True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fused = Autoencoder(**params).fit(X)
+        listened = Autoencoder(**params, callbacks=[LossGradient()]).fit(X)
+        no_decay = Autoencoder(**{**params, "alpha": 0.0}).fit(X)
+    assert len(checked) == 3
+    np.testing.assert_allclose(listened.loss_curve_, fused.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(listened.transform(X), fused.transform(X), rtol=1e-5)
+    assert not np.allclose(no_decay.transform(X), fused.transform(X), rtol=1e-3)

@@ -622,9 +622,9 @@ def test_denoising_inference_never_corrupts(noise, clean_data, infer_calls):
     def recording_inference_encoder():
         encode = inference_encoder()
 
-        def recording_encode(x):
+        def recording_encode(x, out=None):
             seen["encoder"].append(x.numpy().copy())
-            return encode(x)
+            return encode(x, out)
 
         return recording_encode
 

@@ -1,10 +1,13 @@
 """Tests of output containers (set_output) and output feature names."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -189,3 +192,51 @@ def test_polars_float64_input_keeps_float64():
     out = est.transform(X_pl)
 
     assert out.dtypes == [pl.Float64] * N_COMPONENTS
+
+
+@pytest.mark.parametrize("hidden", [(), (7,)], ids=["one-layer", "deep"])
+def test_transform_is_blockwise_and_dtype_independent(hidden):
+    """Check that the codes of each row do not depend on which rows are
+    transformed with it (full 1024-row blocks written in place into the
+    output, a padded last block copied), nor on float32 or float64 input."""
+    from skae._base import _INFERENCE_BLOCK
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2 * _INFERENCE_BLOCK + 37, 6)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = Autoencoder(
+            n_components=3,
+            hidden_layer_sizes=hidden,
+            max_iter=2,
+            random_state=0,
+            device="cpu",
+        ).fit(X)
+    codes = ae.transform(X)
+    assert codes.dtype == np.float32
+    np.testing.assert_array_equal(ae.transform(X[::-1])[::-1], codes)
+    np.testing.assert_array_equal(ae.transform(X[5:9]), codes[5:9])
+    np.testing.assert_array_equal(
+        ae.transform(X.astype(np.float64)).astype(np.float32), codes
+    )
+    with torch.inference_mode():
+        expected = ae.net_.module_.encode(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(codes, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_reversed_and_strided_views_are_accepted():
+    """Check that views torch cannot wrap (negative strides) work in every
+    method and give what their contiguous copies give."""
+    X = np.random.default_rng(0).uniform(size=(60, 5))
+    view = X[::-1, ::-1]
+    params = dict(n_components=2, max_iter=3, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = Autoencoder(**params).fit(view)
+        reference = Autoencoder(**params).fit(view.copy())
+    np.testing.assert_array_equal(ae.transform(view), reference.transform(view.copy()))
+    codes = ae.transform(view)
+    np.testing.assert_array_equal(
+        ae.inverse_transform(codes[::-1]), ae.inverse_transform(codes[::-1].copy())
+    )
+    np.testing.assert_array_equal(ae.score_samples(view), ae.score_samples(view.copy()))
