@@ -6,8 +6,14 @@ from numbers import Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._backprop import register_penalty_gradient
 from ._base import _BaseAutoencoder
-from ._objectives import kl_divergence_sparsity, l1_sparsity
+from ._objectives import (
+    kl_divergence_sparsity,
+    kl_divergence_sparsity_gradient,
+    l1_sparsity,
+    l1_sparsity_gradient,
+)
 
 # sparsity_weight="auto": beta for KL, lambda for L1 (see the docstring).
 _AUTO_WEIGHTS = {"kl": 5.0, "l1": 0.1}
@@ -19,6 +25,26 @@ def _kl_penalty(module, x, codes, generator, *, weight, target):
 
 def _l1_penalty(module, x, codes, generator, *, weight):
     return weight * l1_sparsity(codes, module.decoder_input_layer.weight)
+
+
+def _kl_gradient(module, x, codes, generator, *, weight, target):
+    penalty, grad = kl_divergence_sparsity_gradient(codes, target)
+    return weight * penalty, grad * weight, {}
+
+
+def _l1_gradient(module, x, codes, generator, *, weight):
+    decoder_weight = module.decoder_input_layer.weight
+    penalty, code_grad, weight_grad = l1_sparsity_gradient(codes, decoder_weight)
+    return (
+        weight * penalty,
+        code_grad.mul_(weight),
+        {decoder_weight: weight_grad.mul_(weight)},
+    )
+
+
+# Training computes these penalties' gradients directly (no autograd graph).
+register_penalty_gradient(_kl_penalty, _kl_gradient)
+register_penalty_gradient(_l1_penalty, _l1_gradient)
 
 
 class SparseAutoencoder(_BaseAutoencoder):

@@ -2,6 +2,7 @@
 
 import pickle
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -25,13 +26,21 @@ from skae._contractive import (
     _projection_penalty,
 )
 from skae._modules import AutoencoderModule
-from skae._objectives import reconstruction_error
+from skae._objectives import (
+    kl_divergence_sparsity,
+    kl_divergence_sparsity_gradient,
+    l1_sparsity,
+    l1_sparsity_gradient,
+    reconstruction_error,
+)
 from skae._sparse import _kl_penalty, _l1_penalty
 
 PENALTIES = {
     "none": None,
-    "kl": lambda m, x, c, g: _kl_penalty(m, x, c, g, weight=2.0, target=0.1),
-    "l1": lambda m, x, c, g: _l1_penalty(m, x, c, g, weight=0.5),
+    # As the estimators build them: partials, whose written-out gradients
+    # (registered by skae._sparse) the training step uses.
+    "kl": partial(_kl_penalty, weight=2.0, target=0.1),
+    "l1": partial(_l1_penalty, weight=0.5),
     "closed_form": lambda m, x, c, g: _closed_form_penalty(m, x, c, g, weight=0.3),
     "projection": lambda m, x, c, g: _projection_penalty(
         m, x, c, g, weight=0.2, n_projections=2
@@ -288,3 +297,30 @@ def test_weight_decay_with_and_without_gradient_callbacks():
     np.testing.assert_allclose(listened.loss_curve_, fused.loss_curve_, rtol=1e-6)
     np.testing.assert_allclose(listened.transform(X), fused.transform(X), rtol=1e-5)
     assert not np.allclose(no_decay.transform(X), fused.transform(X), rtol=1e-3)
+
+
+def test_sparsity_gradients_at_their_edges():
+    """Check the written-out sparsity gradients against autograd where the
+    KL mean activation is clamped and where a decoder column is zero."""
+    rng = np.random.default_rng(0)
+    codes = torch.as_tensor(rng.uniform(0.2, 0.8, size=(8, 4)))
+    codes[:, 0] = 0.0  # mean activation 0: clamped, no gradient
+    codes[:, 1] = 1.0  # mean activation 1: clamped too
+    leaf = codes.clone().requires_grad_(True)
+    kl_divergence_sparsity(leaf, 0.1).backward()
+    value, grad = kl_divergence_sparsity_gradient(codes, 0.1)
+    torch.testing.assert_close(value, kl_divergence_sparsity(codes, 0.1))
+    torch.testing.assert_close(grad, leaf.grad)
+    assert grad[:, :2].abs().max() == 0 and grad[:, 2:].abs().min() > 0
+
+    codes = torch.as_tensor(rng.normal(size=(8, 4)))
+    codes[0, 3] = 0.0  # sign(0) = 0
+    weight = torch.as_tensor(rng.normal(size=(5, 4)))
+    weight[:, 2] = 0.0  # a zero column: its norm has no gradient
+    leaves = codes.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+    l1_sparsity(*leaves).backward()
+    value, code_grad, weight_grad = l1_sparsity_gradient(codes, weight)
+    torch.testing.assert_close(value, l1_sparsity(codes, weight))
+    torch.testing.assert_close(code_grad, leaves[0].grad)
+    torch.testing.assert_close(weight_grad, leaves[1].grad)
+    assert torch.isfinite(weight_grad).all() and weight_grad[:, 2].abs().max() == 0
