@@ -16,7 +16,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
@@ -125,6 +125,10 @@ def _check_callbacks(estimator):
                 "skorch.callbacks.Callback) or of (name, callback) pairs, or "
                 f"None. Got an item {item!r} instead."
             )
+
+
+class _NonFiniteLayer(Exception):
+    """A network layer's output is not finite (raised to _map_blocks)."""
 
 
 def _viewable(X):
@@ -352,12 +356,32 @@ class _BaseAutoencoder(
         # on a wrong item only once training starts.
         _check_callbacks(self)
 
-    def _validate_X(self, X, *, reset):
-        """validate_data, plus what computing in float32 needs."""
+    def _validate_X(self, X, *, reset, finite_in_blocks=False):
+        """validate_data, plus what computing in float32 needs.
+
+        With ``finite_in_blocks``, a float32 X is not searched for NaN and
+        infinity here: the caller checks each block as the network reads
+        it (``transform``), saving a pass over X. Other dtypes are checked
+        here, before their float32 range.
+        """
         X = _from_tensor(X)
         with _numeric_input(self):
-            X = validate_data(self, X, dtype=_float_dtypes(X), reset=reset)
+            X = validate_data(
+                self,
+                X,
+                dtype=_float_dtypes(X),
+                reset=reset,
+                ensure_all_finite=not finite_in_blocks,
+            )
+        if finite_in_blocks and X.dtype != np.float32:
+            self._assert_finite(X)
         return _check_float32_range(X, self)
+
+    def _assert_finite(self, X):
+        """scikit-learn's check and message for NaN and infinity in X."""
+        assert_all_finite(
+            X, allow_nan=False, estimator_name=type(self).__name__, input_name="X"
+        )
 
     # Whether the encoder sees the centred input scaled to unit average
     # variance (True) or only centred (False).
@@ -614,7 +638,13 @@ class _BaseAutoencoder(
                     rows = padded
                 elif target is not None:
                     dest = target[start:stop]
-                block = fn(rows, dest)[:n_rows]
+                try:
+                    block = fn(rows, dest)[:n_rows]
+                except _NonFiniteLayer:
+                    # NaN or infinity in X (scikit-learn's error), else
+                    # finite values that overflow the network (below).
+                    self._assert_finite(A[start:stop])
+                    block = torch.full((n_rows, out.shape[1]), math.inf)
                 # A sum is finite when every value is (one fast reduction);
                 # the exact test runs only when it is not, as it may overflow.
                 total = float(block.sum())
@@ -642,9 +672,23 @@ class _BaseAutoencoder(
             Codes, of X's floating dtype.
         """
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        X = self._validate_X(X, reset=False, finite_in_blocks=True)
+
+        def check_first_layer(pre_activation):
+            # Every input value reaches the first layer's output: a NaN or
+            # an infinity in X makes its row there non-finite, and a sum
+            # over it (the layer's width, not X's) shows it. The exact test
+            # runs only when the sum is not finite, as it may overflow.
+            if not math.isfinite(float(pre_activation.sum())) and not bool(
+                torch.isfinite(pre_activation).all()
+            ):
+                raise _NonFiniteLayer
+
         return self._map_rows(
-            X, lambda module: module.inference_encoder(), self.n_components, "codes"
+            X,
+            lambda module: module.inference_encoder(check_first_layer),
+            self.n_components,
+            "codes",
         )
 
     def inverse_transform(self, X):

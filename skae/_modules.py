@@ -142,7 +142,7 @@ class AutoencoderModule(nn.Module):
             h = self.encoder[i](h)
         return h
 
-    def inference_encoder(self):
+    def inference_encoder(self, check_first_layer=None):
         """The encoder as a function of the raw input, for inference.
 
         The centring and scaling are folded into the first layer once,
@@ -151,6 +151,10 @@ class AutoencoderModule(nn.Module):
         no weight-sized operation per call. It is ``encode(x, out=None)``:
         given ``out`` (a tensor of the codes' shape), the codes are written
         there and ``out`` is returned.
+
+        ``check_first_layer``, when given, is called with the first layer's
+        output before its activation (every input value has reached it: a
+        NaN or infinite input makes its whole row non-finite).
         """
         first = self.encoder[0]
         weight = self.input_weight
@@ -159,20 +163,19 @@ class AutoencoderModule(nn.Module):
             (layer.weight, layer.bias) for layer in self.encoder[2::2]
         ]
         activate = _IN_PLACE_ACTIVATIONS[self.activation]
+        last = len(layers) - 1
 
         def encode(x, out=None):
             h = x
-            for w, b in layers[:-1]:
-                h = torch.addmm(b, h, w.t())
+            for i, (w, b) in enumerate(layers):
+                if i == last and out is not None:
+                    h = torch.addmm(b, h, w.t(), out=out)
+                else:
+                    h = torch.addmm(b, h, w.t())
+                if i == 0 and check_first_layer is not None:
+                    check_first_layer(h)
                 if activate is not None:
                     activate(h)
-            w, b = layers[-1]
-            if out is None:
-                h = torch.addmm(b, h, w.t())
-            else:
-                h = torch.addmm(b, h, w.t(), out=out)
-            if activate is not None:
-                activate(h)
             return h
 
         return encode

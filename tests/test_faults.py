@@ -308,3 +308,36 @@ def test_parallel_grid_search_workers_do_not_oversubscribe(tmp_path):
     workers = [int(threads) for pid, threads in rows if int(pid) != os.getpid()]
     assert workers, "the search ran no fit in a worker process"
     assert max(workers) <= max(1, os.cpu_count() // 2)
+
+
+def test_transform_finds_nan_and_infinity_through_the_first_layer():
+    """Check that transform, which looks for NaN and infinity in a float32 X
+    in the first layer's output rather than in a pass over X, refuses them
+    in any block and row with scikit-learn's message, and that a first
+    layer whose sum overflows (finite values) is not mistaken for them."""
+    from skae._base import _INFERENCE_BLOCK
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2 * _INFERENCE_BLOCK + 5, 4)).astype(np.float32)
+    for activation in ("tanh", "relu"):
+        est = _small(Autoencoder, activation=activation, hidden_layer_sizes=(3,))
+        est.fit(X)
+        for row in (0, _INFERENCE_BLOCK + 7, len(X) - 1):
+            for value, message in ((np.nan, "contains NaN"), (np.inf, "infinity")):
+                bad = X.copy()
+                bad[row, 2] = value
+                with pytest.raises(ValueError, match=message):
+                    est.transform(bad)
+    # Large finite inputs: the first layer's sum overflows float32 while
+    # each value is finite, and tanh maps them to finite codes.
+    est = _small(Autoencoder, activation="tanh", hidden_layer_sizes=())
+    est.fit(X)
+    big = np.full((200, 4), 1e37, dtype=np.float32)
+    module = est.net_.module_
+    with torch.inference_mode():
+        weight = module.input_weight
+        bias = module.encoder[0].bias - weight @ module.input_offset
+        first = torch.from_numpy(big) @ weight.T + bias
+    assert torch.isfinite(first).all() and not torch.isfinite(first.sum())
+    codes = est.transform(big)
+    assert np.isfinite(codes).all()
