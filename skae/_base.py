@@ -588,13 +588,15 @@ class _BaseAutoencoder(
         """Number of transformed output features."""
         return self.n_components
 
-    def _map_rows(self, A, prepare, n_out, what):
+    def _map_rows(self, A, prepare, n_out, what, check_output=True):
         """Apply a function to A block by block, NumPy in and out, A's dtype out.
 
         ``prepare(module)`` returns the function of a block of rows, once
         per call, as ``fn(rows, out)``: ``out`` is None or a tensor the
         size of the result that ``fn`` may write into and return. ``what``
-        names its output in the error raised if that is not finite.
+        names its output in the error raised if that is not finite;
+        ``check_output=False`` when ``fn`` guarantees it is (raising
+        ``_NonFiniteLayer`` otherwise).
         """
         module = self.net_.module_
         module.eval()
@@ -602,7 +604,7 @@ class _BaseAutoencoder(
         out = np.empty((A.shape[0], n_out), dtype=A.dtype)
         try:
             with torch.inference_mode(), limit_threads():
-                self._map_blocks(A, prepare(module), device, out, what)
+                self._map_blocks(A, prepare(module), device, out, what, check_output)
         except _OutOfMemoryError as exc:
             raise MemoryError(
                 f"The {device.type} device ran out of memory in "
@@ -612,7 +614,7 @@ class _BaseAutoencoder(
             ) from exc
         return out
 
-    def _map_blocks(self, A, fn, device, out, what):
+    def _map_blocks(self, A, fn, device, out, what, check_output):
         """Fill ``out`` with ``fn`` of each block of A's rows."""
         # Written into in place on the CPU (a view of out), copied otherwise.
         target = None
@@ -638,23 +640,27 @@ class _BaseAutoencoder(
                     rows = padded
                 elif target is not None:
                     dest = target[start:stop]
+                overflow = ValueError(
+                    f"The {what} of rows {start}..{start + n_rows - 1} are "
+                    "not finite: X holds values so far from the training "
+                    "data's range that the float32 network overflows. "
+                    "Scale X as the training data was scaled."
+                )
                 try:
                     block = fn(rows, dest)[:n_rows]
                 except _NonFiniteLayer:
                     # NaN or infinity in X (scikit-learn's error), else
-                    # finite values that overflow the network (below).
+                    # finite values that overflow the network.
                     self._assert_finite(A[start:stop])
-                    block = torch.full((n_rows, out.shape[1]), math.inf)
+                    raise overflow from None
                 # A sum is finite when every value is (one fast reduction);
                 # the exact test runs only when it is not, as it may overflow.
-                total = float(block.sum())
-                if not math.isfinite(total) and not torch.isfinite(block).all():
-                    raise ValueError(
-                        f"The {what} of rows {start}..{start + n_rows - 1} are "
-                        "not finite: X holds values so far from the training "
-                        "data's range that the float32 network overflows. "
-                        "Scale X as the training data was scaled."
-                    )
+                if (
+                    check_output
+                    and not math.isfinite(float(block.sum()))
+                    and not torch.isfinite(block).all()
+                ):
+                    raise overflow
                 if dest is None or block.data_ptr() != dest.data_ptr():
                     out[start : start + n_rows] = block.cpu()
 
@@ -684,11 +690,15 @@ class _BaseAutoencoder(
             ):
                 raise _NonFiniteLayer
 
+        # With one layer, finite first-layer outputs give finite codes (every
+        # activation maps finite values to finite values): no check after.
+        one_layer = len(self.net_.module_.encoder) == 2
         return self._map_rows(
             X,
             lambda module: module.inference_encoder(check_first_layer),
             self.n_components,
             "codes",
+            check_output=not one_layer,
         )
 
     def inverse_transform(self, X):

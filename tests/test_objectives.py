@@ -619,8 +619,8 @@ def test_denoising_inference_never_corrupts(noise, clean_data, infer_calls):
     # Inference encodes through inference_encoder (transform, score) only.
     inference_encoder = module.inference_encoder
 
-    def recording_inference_encoder():
-        encode = inference_encoder()
+    def recording_inference_encoder(*args, **kwargs):
+        encode = inference_encoder(*args, **kwargs)
 
         def recording_encode(x, out=None):
             seen["encoder"].append(x.numpy().copy())
