@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Plan", "backprop", "register_penalty_gradient"]
+__all__ = ["EncoderPass", "Plan", "backprop", "register_penalty_gradient"]
 
 _IN_PLACE = {
     nn.Tanh: torch.Tensor.tanh_,
@@ -51,6 +51,14 @@ def _relu_backward(grad, out):
     return grad.mul_(torch.sign(out))
 
 
+def _tanh_derivatives():
+    return (lambda z: 1 - z.square(), lambda z: -2 * z * (1 - z.square()))
+
+
+def _sigmoid_derivatives():
+    return (lambda z: z * (1 - z), lambda z: z * (1 - z) * (1 - 2 * z))
+
+
 _BACKWARD = {
     nn.Tanh: _tanh_backward,
     nn.Sigmoid: _sigmoid_backward,
@@ -60,10 +68,10 @@ _BACKWARD = {
 
 
 # Penalty functions with a written-out gradient: func -> gradient, where
-# ``gradient(module, x, codes, generator, **keywords)`` returns the penalty's
-# value, its gradient with respect to the codes and a dict of gradients with
-# respect to parameters. Used for ``functools.partial(func, **keywords)``
-# penalties; any other penalty goes through autograd.
+# ``gradient(module, x, codes, generator, encoder, **keywords)`` (``encoder``
+# an EncoderPass) returns what ``_penalty_gradients`` does. Used for
+# ``functools.partial(func, **keywords)`` penalties; any other penalty goes
+# through autograd.
 _WRITTEN_OUT_PENALTIES = {}
 
 
@@ -72,18 +80,61 @@ def register_penalty_gradient(func, gradient):
     _WRITTEN_OUT_PENALTIES[func] = gradient
 
 
-def _penalty_gradients(penalty, module, x_in, codes, generator):
-    """(value, d/d codes or None, {param: grad}) of a penalty term."""
+class EncoderPass:
+    """The training forward pass through the encoder, for penalty gradients.
+
+    Attributes
+    ----------
+    scale : Tensor of shape ()
+        The input scale (the first layer sees ``scale * (x - offset)``).
+    weights : list of Tensor
+        Each encoder layer's weight, first to code layer.
+    derivatives : list of Tensor or None
+        Each layer's activation derivative ``f'(a)`` at the batch (None for
+        the identity).
+    second_derivatives : list of Tensor or None
+        ``f''(a)`` (None where it is zero: identity and ReLU).
+    """
+
+    def __init__(self, plan, outputs):
+        n = plan.code_index + 1
+        self.scale = plan.scale
+        self.weights = [weight for weight, _, _, _ in plan.layers[:n]]
+        self.derivatives, self.second_derivatives = [], []
+        for (_, _, _, backward), z in zip(plan.layers[:n], outputs[:n]):
+            first, second = _DERIVATIVES.get(backward, (None, None))
+            self.derivatives.append(None if first is None else first(z))
+            self.second_derivatives.append(None if second is None else second(z))
+
+
+def _penalty_gradients(penalty, module, x_in, codes, generator, encoder):
+    """A penalty term's value and gradients.
+
+    Returns ``(value, code_grad, param_grads, pre_activation_grads)``: the
+    gradient with respect to the codes (or None), a dict of gradients with
+    respect to parameters, and a dict from encoder layer index to the
+    gradient with respect to that layer's pre-activation (for penalties
+    that depend on the activations' derivatives).
+    """
     gradient = _WRITTEN_OUT_PENALTIES.get(getattr(penalty, "func", None))
     if gradient is not None:
-        return gradient(module, x_in, codes, generator, **penalty.keywords)
+        return gradient(module, x_in, codes, generator, encoder, **penalty.keywords)
     params = [p for p in module.parameters() if p.requires_grad]
     with torch.enable_grad():
         codes_leaf = codes.detach().requires_grad_(True)
         term = penalty(module, x_in, codes_leaf, generator)
         grads = torch.autograd.grad(term, [codes_leaf, *params], allow_unused=True)
     extra = {p: g for p, g in zip(params, grads[1:]) if g is not None}
-    return term.detach(), grads[0], extra
+    return term.detach(), grads[0], extra, {}
+
+
+# f'(a) and f''(a) of each activation, in terms of its output z = f(a);
+# None where identically 1 (f') or 0 (f'').
+_DERIVATIVES = {
+    _tanh_backward: _tanh_derivatives(),
+    _sigmoid_backward: _sigmoid_derivatives(),
+    _relu_backward: (lambda z: torch.sign(z), None),
+}
 
 
 class Plan:
@@ -182,19 +233,22 @@ def backprop(
             ).div_(n)
             grad = torch.sigmoid(output).sub_(target).div_(n)
 
-        code_grad, extra = None, {}
+        code_grad, extra, pre_grads = None, {}, {}
         if penalty is not None:
-            term, code_grad, extra = _penalty_gradients(
-                penalty, module, x_in, codes, generator
+            encoder = EncoderPass(plan, outputs)
+            term, code_grad, extra, pre_grads = _penalty_gradients(
+                penalty, module, x_in, codes, generator, encoder
             )
             value += term
 
         for i in range(len(layers) - 1, -1, -1):
             weight, bias, _, backward = layers[i]
             if i == code_index and code_grad is not None:
-                grad = grad + code_grad
+                grad = grad.add_(code_grad)  # a fresh product: safe in place
             if backward is not None:
                 grad = backward(grad, outputs[i])
+            if i in pre_grads:
+                grad = grad + pre_grads[i]
             # W * weight_decay + grad^T z in one product.
             weight_grad = torch.addmm(weight, grad.t(), inputs[i], beta=weight_decay)
             bias_grad = grad.sum(dim=0)

@@ -3,8 +3,10 @@
 from functools import partial
 from numbers import Integral, Real
 
+import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._backprop import register_penalty_gradient
 from ._base import _BaseAutoencoder
 from ._objectives import (
     contractive_closed_form,
@@ -27,6 +29,62 @@ def _exact_penalty(module, x, codes, generator, *, weight):
 
 def _projection_penalty(module, x, codes, generator, *, weight, n_projections):
     return weight * contractive_projection(module.encode, x, n_projections, generator)
+
+
+def _projection_gradient(
+    module, x, codes, generator, encoder, *, weight, n_projections
+):
+    """``_projection_penalty`` and its gradients, written out.
+
+    With ``q_L = u``, ``r_l = f'(a_l) * q_l`` and ``q_{l-1} = r_l W_l`` down
+    the encoder, ``J^T u = s q_0``; the penalty is ``weight`` times the mean
+    over projections of ``mean_b ||J^T u||^2``. Its gradient runs back up
+    the same chain: into each ``W_l`` directly, and into each pre-activation
+    ``a_l`` through ``f'(a_l)`` (returned for the training pass to add).
+    The projections ``u`` are drawn from ``generator`` as
+    ``contractive_projection`` draws them.
+    """
+    weights, first, second = (
+        encoder.weights,
+        encoder.derivatives,
+        encoder.second_derivatives,
+    )
+    n_layers = len(weights)
+    scale = encoder.scale
+    factor = weight / n_projections
+    n = x.shape[0]
+    total = codes.new_zeros(())
+    weight_grads = [None] * n_layers
+    pre_grads = {}
+    for _ in range(n_projections):
+        u = torch.randn(
+            codes.shape, generator=generator, dtype=codes.dtype, device=codes.device
+        )
+        # Down the encoder: q holds q_l, then q_{l-1}.
+        q, rs, qs = u, [None] * n_layers, [None] * n_layers
+        for layer in range(n_layers - 1, -1, -1):
+            qs[layer] = q
+            r = q if first[layer] is None else q * first[layer]
+            rs[layer] = r
+            q = r @ weights[layer]
+        v = q * scale
+        total = total + v.square().sum(dim=-1).mean()
+        # Back up: d/dq_0, then through each layer.
+        dq = v * (2 * factor / n * scale)
+        for layer in range(n_layers):
+            grad = rs[layer].t() @ dq
+            weight_grads[layer] = (
+                grad if weight_grads[layer] is None else weight_grads[layer] + grad
+            )
+            dr = dq @ weights[layer].t()
+            if second[layer] is not None:
+                extra = dr * qs[layer] * second[layer]
+                pre_grads[layer] = (
+                    extra if layer not in pre_grads else pre_grads[layer] + extra
+                )
+            dq = dr if first[layer] is None else dr * first[layer]
+    params = dict(zip(weights, weight_grads))
+    return total * factor, None, params, pre_grads
 
 
 class ContractiveAutoencoder(_BaseAutoencoder):
@@ -281,3 +339,8 @@ class ContractiveAutoencoder(_BaseAutoencoder):
             weight=self.contraction_weight,
             n_projections=self.n_projections,
         )
+
+
+# Training computes the projection estimate's gradients directly (no double
+# backward through autograd).
+register_penalty_gradient(_projection_penalty, _projection_gradient)

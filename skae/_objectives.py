@@ -80,16 +80,18 @@ def kl_divergence_sparsity(codes, target):
     return kl.sum(dim=-1)
 
 
-def kl_divergence_sparsity_gradient(codes, target):
-    """``kl_divergence_sparsity`` and its gradient with respect to the codes.
+def kl_divergence_sparsity_gradient(codes, target, weight=1.0):
+    """``weight * kl_divergence_sparsity`` and its gradient w.r.t. the codes.
 
-    ``d/dh_bj = [(1 - rho) / (1 - rho_hat_j) - rho / rho_hat_j] / n_samples``,
-    zero where ``rho_hat_j`` is clamped, as autograd computes it.
+    ``d/dh_bj = weight * [(1 - rho) / (1 - rho_hat_j) - rho / rho_hat_j]
+    / n_samples``, zero where ``rho_hat_j`` is clamped, as autograd
+    computes it.
 
     Parameters
     ----------
     codes : Tensor of shape (n_samples, n_components)
     target : float
+    weight : float, default=1.0
 
     Returns
     -------
@@ -101,24 +103,27 @@ def kl_divergence_sparsity_gradient(codes, target):
     rho = target
     kl = rho * torch.log(rho / rho_hat)
     kl += (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
-    penalty = kl.sum(dim=-1)
+    penalty = kl.sum(dim=-1) * weight
     slope = (1 - rho) / (1 - rho_hat) - rho / rho_hat
     slope = slope.masked_fill_((mean < _KL_EPS) | (mean > 1.0 - _KL_EPS), 0.0)
-    grad = (slope / codes.shape[-2]).expand_as(codes)
+    grad = slope.mul_(weight / codes.shape[-2]).expand_as(codes)
     return penalty, grad
 
 
-def l1_sparsity_gradient(codes, decoder_weight):
-    """``l1_sparsity`` and its gradients with respect to codes and weight.
+def l1_sparsity_gradient(codes, decoder_weight, weight=1.0):
+    """``weight * l1_sparsity`` and its gradients w.r.t. codes and weight.
 
-    ``d/dh_bj = sign(h_bj) ||W_dec[:, j]|| / n_samples`` and
-    ``d/dW_dec[:, j] = mean_b |h_bj| W_dec[:, j] / ||W_dec[:, j]||`` (zero for
-    a zero column), as autograd computes them.
+    ``d/dh_bj = weight * sign(h_bj) ||W_dec[:, j]|| / n_samples`` and
+    ``d/dW_dec[:, j] = weight * mean_b |h_bj| W_dec[:, j] / ||W_dec[:, j]||``
+    (zero for a zero column), as autograd computes them. The factors are
+    applied to the per-unit vectors, not to the batch- or weight-sized
+    results.
 
     Parameters
     ----------
     codes : Tensor of shape (n_samples, n_components)
     decoder_weight : Tensor of shape (n_out, n_components)
+    weight : float, default=1.0
 
     Returns
     -------
@@ -130,10 +135,10 @@ def l1_sparsity_gradient(codes, decoder_weight):
     # columns' gradient is set below, not taken from sqrt.
     column_norms = decoder_weight.square().sum(dim=-2).sqrt_()
     mean_abs = codes.abs().mean(dim=-2)
-    penalty = torch.dot(mean_abs, column_norms)
-    code_grad = torch.sign(codes).mul_(column_norms / codes.shape[-2])
+    penalty = torch.dot(mean_abs, column_norms) * weight
+    code_grad = torch.sign(codes).mul_(column_norms * (weight / codes.shape[-2]))
     scale = torch.where(column_norms > 0, mean_abs / column_norms, 0.0)
-    weight_grad = decoder_weight * scale
+    weight_grad = decoder_weight * scale.mul_(weight)
     return penalty, code_grad, weight_grad
 
 

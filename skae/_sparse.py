@@ -27,19 +27,17 @@ def _l1_penalty(module, x, codes, generator, *, weight):
     return weight * l1_sparsity(codes, module.decoder_input_layer.weight)
 
 
-def _kl_gradient(module, x, codes, generator, *, weight, target):
-    penalty, grad = kl_divergence_sparsity_gradient(codes, target)
-    return weight * penalty, grad * weight, {}
+def _kl_gradient(module, x, codes, generator, encoder, *, weight, target):
+    penalty, grad = kl_divergence_sparsity_gradient(codes, target, weight)
+    return penalty, grad, {}, {}
 
 
-def _l1_gradient(module, x, codes, generator, *, weight):
+def _l1_gradient(module, x, codes, generator, encoder, *, weight):
     decoder_weight = module.decoder_input_layer.weight
-    penalty, code_grad, weight_grad = l1_sparsity_gradient(codes, decoder_weight)
-    return (
-        weight * penalty,
-        code_grad.mul_(weight),
-        {decoder_weight: weight_grad.mul_(weight)},
+    penalty, code_grad, weight_grad = l1_sparsity_gradient(
+        codes, decoder_weight, weight
     )
+    return penalty, code_grad, {decoder_weight: weight_grad}, {}
 
 
 # Training computes these penalties' gradients directly (no autograd graph).

@@ -38,13 +38,11 @@ from skae._sparse import _kl_penalty, _l1_penalty
 PENALTIES = {
     "none": None,
     # As the estimators build them: partials, whose written-out gradients
-    # (registered by skae._sparse) the training step uses.
+    # (registered by skae._sparse and skae._contractive) training uses.
     "kl": partial(_kl_penalty, weight=2.0, target=0.1),
     "l1": partial(_l1_penalty, weight=0.5),
     "closed_form": lambda m, x, c, g: _closed_form_penalty(m, x, c, g, weight=0.3),
-    "projection": lambda m, x, c, g: _projection_penalty(
-        m, x, c, g, weight=0.2, n_projections=2
-    ),
+    "projection": partial(_projection_penalty, weight=0.2, n_projections=2),
     "exact": lambda m, x, c, g: _exact_penalty(m, x, c, g, weight=0.2),
 }
 
