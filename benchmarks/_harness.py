@@ -125,7 +125,8 @@ def median(values):
 
 
 def bare_optimizer(model, device):
-    """Adam(fused) with skae's two parameter groups (no decay on biases)."""
+    """Adam(fused) with weight decay on the weights only, as skae decays them
+    (skae adds the term to the gradient itself; the arithmetic is the same)."""
     named = list(model.named_parameters())
     groups = [
         {"params": [p for name, p in named if not name.endswith("bias")]},
@@ -147,10 +148,10 @@ def bare_model(d, k, device, seed=0):
 
 
 def bare_fit(X_np, k, epochs, device, seed=0):
-    """The practical limit: a bare torch loop doing skae's training work.
+    """A bare torch loop doing skae's training work, gradients by autograd.
 
     ``torch.from_numpy`` of the whole array (moved to the device once), the
-    same module, optimizer and parameter groups, one ``torch.randperm`` per
+    same module, optimizer and weight decay, one ``torch.randperm`` per
     epoch and ``index_select`` per batch, squared error summed over
     features then averaged over the batch. The loss is summed on the device
     and read once per epoch (skorch reads it every batch). Construction of

@@ -20,8 +20,8 @@ fit
     Seconds per epoch (the full ``fit(X)`` call divided by its epochs) at
     digits size (20000 x 64 -> 32) and MNIST size (60000 x 784 -> 128), one
     tanh layer, batch 256, Adam lr 1e-3, against three peers:
-    (a) a bare torch loop, the practical limit (skae's ``AutoencoderModule``,
-    the same Adam(fused) and parameter groups, the whole tensor on the
+    (a) a bare torch loop with autograd (skae's ``AutoencoderModule``,
+    the same Adam(fused) and weight decay, the whole tensor on the
     device, batches by ``index_select`` of a ``torch.randperm``);
     (b) skorch's ``NeuralNetRegressor`` with its defaults, trained X -> X:
     ``nn.Sequential(Linear, Tanh, Linear)`` of the same shape, Adam lr 1e-3,
