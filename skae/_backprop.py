@@ -21,6 +21,8 @@ input) accumulate into ``.grad`` directly. Any penalty written as a torch
 function of ``(module, x, codes, generator)`` therefore works unchanged.
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -83,6 +85,9 @@ def register_penalty_gradient(func, gradient):
 class EncoderPass:
     """The training forward pass through the encoder, for penalty gradients.
 
+    Built for every penalised step; the derivatives are computed on first
+    use only (the sparsity penalties never ask for them).
+
     Attributes
     ----------
     scale : Tensor of shape ()
@@ -100,11 +105,23 @@ class EncoderPass:
         n = plan.code_index + 1
         self.scale = plan.scale
         self.weights = [weight for weight, _, _, _ in plan.layers[:n]]
-        self.derivatives, self.second_derivatives = [], []
-        for (_, _, _, backward), z in zip(plan.layers[:n], outputs[:n]):
-            first, second = _DERIVATIVES.get(backward, (None, None))
-            self.derivatives.append(None if first is None else first(z))
-            self.second_derivatives.append(None if second is None else second(z))
+        self._backwards = [backward for _, _, _, backward in plan.layers[:n]]
+        self._outputs = outputs[:n]
+
+    def _derivative(self, order):
+        derivatives = []
+        for backward, z in zip(self._backwards, self._outputs):
+            f = _DERIVATIVES.get(backward, (None, None))[order]
+            derivatives.append(None if f is None else f(z))
+        return derivatives
+
+    @functools.cached_property
+    def derivatives(self):
+        return self._derivative(0)
+
+    @functools.cached_property
+    def second_derivatives(self):
+        return self._derivative(1)
 
 
 def _penalty_gradients(penalty, module, x_in, codes, generator, encoder):
