@@ -50,6 +50,9 @@ penalties
     jacobian="projection")`` relative to ``Autoencoder(
     hidden_layer_sizes=(256,))`` <= 2x. ``jacobian="exact"`` on the deep
     encoder is an info row: one epoch on a small subset, scaled per row.
+    The same ratios per training step (``net.train_step`` on the same 10
+    batches, medians of interleaved chunks) are info rows: steadier than
+    whole fits on a loaded machine.
 transform
     Rows per second of ``transform`` (NumPy in and out) of a fitted
     one-layer Autoencoder (one epoch), 60000 x 784 -> 128, against
@@ -159,6 +162,7 @@ PENALTIES = dict(
 )
 PENALTY_TARGETS = {"kl": 1.3, "l1": 1.2, "closed_form": 1.5, "projection": 2.0}
 EXACT_ROWS = (2048, 512)
+PENALTY_STEP_CHUNKS = (30, 10)  # interleaved 10-step chunks per variant
 
 TRANSFORM = dict(n=60_000, d=784, k=128, repeats=(7, 3), cpu=1.0, gpu=1.2)
 
@@ -514,9 +518,10 @@ def section_penalties(ctx):
         f"\n[penalties] {n}x{d}->{k}: {epochs} epochs x {repeats} repeats, "
         f"deep encoder ({deep},)"
     )
-    for est in estimators.values():
+    warm = {}
+    for key, est in estimators.items():
         one_epoch = clone(est).set_params(max_iter=1, n_iter_no_change=2)
-        quiet(one_epoch.fit, X[:WARMUP_ROWS])
+        warm[key] = quiet(one_epoch.fit, X[:WARMUP_ROWS])
 
     def side(est):
         def once():
@@ -542,6 +547,46 @@ def section_penalties(ctx):
                 fmt_ratio(ratio),
                 f"<= {PENALTY_TARGETS[key]:.1f}",
                 ratio <= PENALTY_TARGETS[key],
+            )
+        )
+
+    # Per training step: the same 10 batches through each warmed-up net, in
+    # many short interleaved chunks (medians), so that load swings between
+    # whole fits do not enter the ratio. Info rows.
+    batches = [
+        (torch.from_numpy(X[i : i + BATCH_SIZE]).to(ctx.device), None)
+        for i in range(0, 10 * BATCH_SIZE, BATCH_SIZE)
+    ]
+
+    def chunk(net):
+        def once():
+            return timed(lambda: [net.train_step(b) for b in batches], ctx.device)[
+                0
+            ] / len(batches)
+
+        return once
+
+    steps = interleave(
+        {key: chunk(est.net_) for key, est in warm.items()},
+        ctx.pick(PENALTY_STEP_CHUNKS),
+        lambda _: None,
+    )
+    step = {key: median(v) for key, v in steps.items()}
+    ctx.log(
+        "  per step (median of chunks): "
+        + ", ".join(f"{key} {1e3 * v:.2f} ms" for key, v in step.items())
+    )
+    for key, (label, base) in PENALTY_LABELS.items():
+        base_label = "Autoencoder((256,))" if base == "Autoencoder deep" else base
+        rows.append(
+            Row(
+                "penalties",
+                f"{label} ms/step (median of chunks) vs {base_label}",
+                f"{1e3 * step[key]:.2f} ms",
+                f"{1e3 * step[base]:.2f} ms",
+                fmt_ratio(step[key] / step[base]),
+                "-",
+                None,
             )
         )
 
