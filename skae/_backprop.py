@@ -11,14 +11,17 @@ the gradients agree with autograd's to float32 rounding
 (``tests/test_backprop.py``).
 
 A penalty whose function registered a written-out gradient
-(``register_penalty_gradient``: the sparsity penalties) uses it. Any other
-penalty goes through autograd, on a graph of its own that starts at
-the codes (``codes.detach().requires_grad_()``) and at whatever parameters
-it reads: its gradient with respect to the codes joins the written-out
-backward pass at the code layer, and its gradients with respect to
-parameters (a decoder column norm, an encoder Jacobian recomputed from the
-input) accumulate into ``.grad`` directly. Any penalty written as a torch
-function of ``(module, x, codes, generator)`` therefore works unchanged.
+(``register_penalty_gradient``: the KL and L1 sparsity penalties and the
+projection estimate of the contractive penalty) uses it. Any other penalty
+goes through autograd, on a graph of its own that starts at the codes
+(``codes.detach().requires_grad_()``) and at whatever parameters it reads
+(a code layer's weights, an encoder Jacobian recomputed from the input).
+Either way, the penalty's gradient with respect to the codes joins the
+written-out backward pass at the code layer, its gradients with respect to
+pre-activations join it at their layers, and its gradients with respect to
+parameters are added to the written-out ones. Any penalty written as a
+torch function of ``(module, x, codes, generator)`` therefore works
+unchanged.
 """
 
 import functools
