@@ -30,13 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["EncoderPass", "Plan", "backprop", "register_penalty_gradient"]
+from ._modules import _ACTIVATIONS, _IN_PLACE_ACTIVATIONS
+from ._objectives import activation_derivative, activation_second_derivative
 
-_IN_PLACE = {
-    nn.Tanh: torch.Tensor.tanh_,
-    nn.Sigmoid: torch.Tensor.sigmoid_,
-    nn.ReLU: torch.Tensor.relu_,
-}
+__all__ = ["EncoderPass", "Plan", "backprop", "register_penalty_gradient"]
 
 
 def _tanh_backward(grad, out):
@@ -56,19 +53,12 @@ def _relu_backward(grad, out):
     return grad.mul_(torch.sign(out))
 
 
-def _tanh_derivatives():
-    return (lambda z: 1 - z.square(), lambda z: -2 * z * (1 - z.square()))
-
-
-def _sigmoid_derivatives():
-    return (lambda z: z * (1 - z), lambda z: z * (1 - z) * (1 - 2 * z))
-
-
+# grad * f'(a) from the activation's output, fused (None: the identity).
 _BACKWARD = {
-    nn.Tanh: _tanh_backward,
-    nn.Sigmoid: _sigmoid_backward,
-    nn.ReLU: _relu_backward,
-    nn.Identity: None,
+    "identity": None,
+    "logistic": _sigmoid_backward,
+    "tanh": _tanh_backward,
+    "relu": _relu_backward,
 }
 
 
@@ -107,24 +97,21 @@ class EncoderPass:
     def __init__(self, plan, outputs):
         n = plan.code_index + 1
         self.scale = plan.scale
-        self.weights = [weight for weight, _, _, _ in plan.layers[:n]]
-        self._backwards = [backward for _, _, _, backward in plan.layers[:n]]
+        self.weights = [weight for weight, _, _ in plan.layers[:n]]
+        self._activation = plan.activation
         self._outputs = outputs[:n]
-
-    def _derivative(self, order):
-        derivatives = []
-        for backward, z in zip(self._backwards, self._outputs):
-            f = _DERIVATIVES.get(backward, (None, None))[order]
-            derivatives.append(None if f is None else f(z))
-        return derivatives
 
     @functools.cached_property
     def derivatives(self):
-        return self._derivative(0)
+        if self._activation == "identity":
+            return [None] * len(self._outputs)
+        return [activation_derivative(z, self._activation) for z in self._outputs]
 
     @functools.cached_property
     def second_derivatives(self):
-        return self._derivative(1)
+        return [
+            activation_second_derivative(z, self._activation) for z in self._outputs
+        ]
 
 
 def _penalty_gradients(penalty, module, x_in, codes, generator, encoder):
@@ -148,24 +135,14 @@ def _penalty_gradients(penalty, module, x_in, codes, generator, encoder):
     return term.detach(), grads[0], extra, {}
 
 
-# f'(a) and f''(a) of each activation, in terms of its output z = f(a);
-# None where identically 1 (f') or 0 (f'').
-_DERIVATIVES = {
-    _tanh_backward: _tanh_derivatives(),
-    _sigmoid_backward: _sigmoid_derivatives(),
-    _relu_backward: (lambda z: torch.sign(z), None),
-}
-
-
 class Plan:
     """The tensors of ``module`` that :func:`backprop` reads, in order.
 
     Holds the first layer's input centring and scaling, every linear
-    layer's weight and bias, and its activation's in-place function and
-    backward function (None for the output layer and for identity), so
-    that a step looks nothing up in the module. Raises ValueError when
-    ``module`` is not a plain stack of Linear layers and the activations
-    above.
+    layer's weight and bias, and whether an activation follows it (all but
+    the output layer), so that a step looks nothing up in the module.
+    Raises ValueError when ``module`` is not a plain stack of Linear layers
+    each followed by the module's activation (the output layer aside).
 
     The references are to the module's own tensors: an owner that is
     copied or pickled must copy or pickle the plan together with the
@@ -174,6 +151,10 @@ class Plan:
     """
 
     def __init__(self, module):
+        self.activation = module.activation
+        activation_type = _ACTIVATIONS[module.activation]
+        self.in_place = _IN_PLACE_ACTIVATIONS[module.activation]
+        self.backward = _BACKWARD[module.activation]
         self.offset = module.input_offset
         self.scale = module.input_scale
         self.layers = []
@@ -184,13 +165,10 @@ class Plan:
                 layer = children[i]
                 follower = children[i + 1] if i + 1 < len(children) else None
                 if not isinstance(layer, nn.Linear) or (
-                    follower is not None and type(follower) not in _BACKWARD
+                    follower is not None and type(follower) is not activation_type
                 ):
                     raise ValueError(f"no written-out backward pass for {part!r}")
-                act = None if follower is None else type(follower)
-                self.layers.append(
-                    (layer.weight, layer.bias, _IN_PLACE.get(act), _BACKWARD.get(act))
-                )
+                self.layers.append((layer.weight, layer.bias, follower is not None))
             if part is module.encoder:
                 self.code_index = len(self.layers) - 1
 
@@ -231,13 +209,14 @@ def backprop(
         ``(codes, output)``, detached.
     """
     layers, code_index = plan.layers, plan.code_index
+    in_place, backward = plan.in_place, plan.backward
     with torch.no_grad():
         z = (x_in - plan.offset) * plan.scale
         inputs, outputs = [], []
-        for weight, bias, in_place, _ in layers:
+        for weight, bias, activated in layers:
             inputs.append(z)
             z = F.linear(z, weight, bias)
-            if in_place is not None:
+            if activated and in_place is not None:
                 in_place(z)
             outputs.append(z)
         codes, output = outputs[code_index], z
@@ -262,10 +241,10 @@ def backprop(
             value += term
 
         for i in range(len(layers) - 1, -1, -1):
-            weight, bias, _, backward = layers[i]
+            weight, bias, activated = layers[i]
             if i == code_index and code_grad is not None:
                 grad = grad.add_(code_grad)  # a fresh product: safe in place
-            if backward is not None:
+            if activated and backward is not None:
                 grad = backward(grad, outputs[i])
             if i in pre_grads:
                 grad = grad + pre_grads[i]

@@ -640,27 +640,26 @@ class _BaseAutoencoder(
                     rows = padded
                 elif target is not None:
                     dest = target[start:stop]
-                overflow = ValueError(
-                    f"The {what} of rows {start}..{start + n_rows - 1} are "
-                    "not finite: X holds values so far from the training "
-                    "data's range that the float32 network overflows. "
-                    "Scale X as the training data was scaled."
-                )
                 try:
                     block = fn(rows, dest)[:n_rows]
+                    # A sum is finite when every value is (one fast
+                    # reduction); the exact test runs only when it is not.
+                    if (
+                        check_output
+                        and not math.isfinite(float(block.sum()))
+                        and not torch.isfinite(block).all()
+                    ):
+                        raise _NonFiniteLayer
                 except _NonFiniteLayer:
                     # NaN or infinity in X (scikit-learn's error), else
                     # finite values that overflow the network.
                     self._assert_finite(A[start:stop])
-                    raise overflow from None
-                # A sum is finite when every value is (one fast reduction);
-                # the exact test runs only when it is not, as it may overflow.
-                if (
-                    check_output
-                    and not math.isfinite(float(block.sum()))
-                    and not torch.isfinite(block).all()
-                ):
-                    raise overflow
+                    raise ValueError(
+                        f"The {what} of rows {start}..{start + n_rows - 1} are "
+                        "not finite: X holds values so far from the training "
+                        "data's range that the float32 network overflows. "
+                        "Scale X as the training data was scaled."
+                    ) from None
                 if dest is None or block.data_ptr() != dest.data_ptr():
                     out[start : start + n_rows] = block.cpu()
 

@@ -272,7 +272,6 @@ class AutoencoderNet(NeuralNet):
     cuda_dependent_attributes_ = [
         *NeuralNet.cuda_dependent_attributes_,
         "backprop_",
-        "decayed_",
     ]
 
     @property
@@ -383,8 +382,6 @@ class AutoencoderNet(NeuralNet):
 
     def initialize_module(self):
         super().initialize_module()
-        named = self.module_.named_parameters()
-        self.decayed_ = [p for name, p in named if not name.endswith("bias")]
         self.backprop_ = None
         if self.written_out_gradients:
             try:
@@ -434,8 +431,8 @@ class AutoencoderNet(NeuralNet):
                 training=True,
             )
         if self.weight_decay and not (written_out and not listeners):
-            for p in self.decayed_:
-                if p.grad is not None:
+            for name, p in self.module_.named_parameters():
+                if p.grad is not None and not name.endswith("bias"):
                     p.grad.add_(p, alpha=self.weight_decay)
         self._step_optimizer(None)
         return step

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "activation_derivative",
+    "activation_second_derivative",
     "contractive_closed_form",
     "contractive_exact",
     "contractive_projection",
@@ -175,6 +176,19 @@ def activation_derivative(codes, activation):
     if activation == "relu":
         return (codes > 0).to(codes.dtype)
     return torch.ones_like(codes)
+
+
+def activation_second_derivative(codes, activation):
+    """Second derivative ``f''(a``) in terms of ``f(a)``; None where it is 0.
+
+    None for the identity and ReLU (zero almost everywhere, as autograd
+    takes it).
+    """
+    if activation == "logistic":
+        return activation_derivative(codes, activation) * (1 - 2 * codes)
+    if activation == "tanh":
+        return -2 * codes * activation_derivative(codes, activation)
+    return None
 
 
 def contractive_closed_form(codes, weight, activation):
