@@ -157,6 +157,8 @@ class Plan:
         self.backward = _BACKWARD[module.activation]
         self.offset = module.input_offset
         self.scale = module.input_scale
+        self.target_offset = module.target_offset
+        self.target_scale = module.target_scale
         self.layers = []
         self.code_index = None
         for part in (module.encoder, module.decoder):
@@ -179,7 +181,8 @@ def backprop(
     """Set the gradients of one training batch's loss; return the loss.
 
     The loss is the reconstruction error of ``target`` from ``x_in`` (summed
-    over features, averaged over the batch), plus ``penalty(module, x_in,
+    over features, averaged over the batch, in the decoder's units: the
+    squared error is against ``module.target(target)``), plus ``penalty(module, x_in,
     codes, generator)`` when given, as ``AutoencoderNet.get_loss`` computes
     it. Every parameter's ``.grad`` is overwritten (no zeroing needed); the
     weights' gradients include ``weight_decay * W``, the gradient of the L2
@@ -222,7 +225,8 @@ def backprop(
         codes, output = outputs[code_index], z
         n = x_in.shape[0]
         if loss == "squared_error":
-            grad = output - target
+            # The decoder predicts the target in its own units.
+            grad = output - (target - plan.target_offset) * plan.target_scale
             flat = grad.view(-1)
             value = torch.dot(flat, flat).div_(n)
             grad.mul_(2.0 / n)

@@ -36,14 +36,21 @@ from ._engine import (
 from ._modules import AutoencoderModule
 from ._parallel import limit_threads
 
-# Rows per block at inference. Every block has exactly this many rows (the
-# last one is zero-padded), so each row meets the same kernels whatever the
-# batch around it: results do not depend on batch composition or row order,
-# and memory stays bounded.
+# Rows per block at inference, which bounds memory. Every block has exactly
+# this many rows (the last one is zero-padded), so each row meets the same
+# kernels whatever the batch around it. The same array gives the same bits on
+# every call; a row's result does not depend on the other rows or their order
+# beyond float32 rounding: BLAS may round a row differently by its position
+# within a tile of the matrix product (a few ulps), which no BLAS promises not
+# to do.
 _INFERENCE_BLOCK = 1024
 
 # torch.OutOfMemoryError appeared in torch 2.5; the CUDA one is older.
 _OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+# How far outside [0, 1] a value may lie and still count as inside for
+# cross-entropy: a few float32 ulps at 1, far above float64 rounding errors.
+_UNIT_TOLERANCE = 1e-6
 
 # The network computes in float32: larger float64 values become infinite.
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -127,6 +134,13 @@ def _check_callbacks(estimator):
             )
 
 
+def _constant_loss(net):
+    """The training loss of the best constant reconstruction: tol's unit."""
+    if net.initialized_:
+        return float(net.module_.constant_loss)
+    return float(net.module__constant_loss)
+
+
 class _NonFiniteLayer(Exception):
     """A network layer's output is not finite (raised to _map_blocks)."""
 
@@ -148,26 +162,46 @@ def _as_tensor(X, device):
         return torch.as_tensor(X, dtype=torch.float32, device=device)
 
 
-def _centre_and_scale(X, max_values=2**20):
-    """The training mean of each column, and one scale for all of them.
+def _moments(X, max_values=2**20):
+    """The training mean of each column, and its variance.
 
-    The mean is exact (float64 accumulation, no copy of X). The scale is the
-    inverse root-mean-square deviation from that mean, estimated on evenly
-    spaced rows holding at most ``max_values`` values (8 MiB in float64;
-    exact for smaller X): it only sets the encoder's input range, and the
-    subsample keeps ``fit`` from spending memory and a pass over a large X on
-    it. 1.0 when the data is constant or its spread is below float32's range.
+    The mean is exact (float64 accumulation, no copy of X). The variances
+    are estimated on evenly spaced rows holding at most ``max_values``
+    values (8 MiB in float64; exact for smaller X): they only set the
+    network's units, and the subsample keeps ``fit`` from spending memory
+    and a pass over a large X on them.
     """
     mean = X.mean(axis=0, dtype=np.float64)
     max_rows = max(1, max_values // max(1, X.shape[1]))
     rows = X[:: max(1, -(-X.shape[0] // max_rows))]
     deviation = rows.astype(np.float64)
     deviation -= mean
-    mean_square = np.einsum("ij,ij->", deviation, deviation) / deviation.size
-    scale = 1.0 / np.sqrt(mean_square) if mean_square > 0 else 1.0
-    # The network computes in float32: a spread too small for a finite
-    # float32 scale leaves the input unscaled.
-    return mean, float(scale) if scale <= _FLOAT32_MAX else 1.0
+    variance = np.einsum("ij,ij->j", deviation, deviation) / deviation.shape[0]
+    return mean, variance
+
+
+def _units(variance):
+    """The encoder's per-feature input scale and the decoder's one scale.
+
+    Each feature is divided by its standard deviation, so that the encoder
+    sees standardized features whatever X's units. The decoder's target is
+    the centred data times one factor, the inverse root-mean-square
+    deviation, so that the reconstruction error keeps X's relative weights
+    (as PCA's) in units where the data has unit average variance. A
+    feature with no spread in float32 terms (constant) is scaled by that
+    one factor too; the factor is 1.0 when every feature is constant or
+    the spread is beyond float32's range.
+    """
+    mean_square = float(variance.mean()) if variance.size else 0.0
+    target_scale = 1.0 / math.sqrt(mean_square) if mean_square > 0 else 1.0
+    if not target_scale <= _FLOAT32_MAX or not 1 / target_scale <= _FLOAT32_MAX:
+        target_scale = 1.0
+    std = np.sqrt(variance)
+    constant = std <= 1e-6 / target_scale
+    with np.errstate(divide="ignore"):
+        input_scale = np.where(constant, target_scale, 1.0 / np.where(constant, 1, std))
+    input_scale = np.minimum(input_scale, _FLOAT32_MAX)
+    return input_scale, target_scale
 
 
 class _BaseAutoencoder(
@@ -331,7 +365,9 @@ class _BaseAutoencoder(
         if loss == "squared_error":
             return loss
         low, high = X.min(), X.max()
-        in_unit_interval = low >= 0 and high <= 1
+        # Values a rounding error outside [0, 1] (MinMaxScaler's 1 + 2e-16)
+        # count as inside: they are 0 and 1 in float32, where training runs.
+        in_unit_interval = low >= -_UNIT_TOLERANCE and high <= 1 + _UNIT_TOLERANCE
         if loss == "auto":
             return "binary_cross_entropy" if in_unit_interval else "squared_error"
         if not in_unit_interval:
@@ -383,23 +419,37 @@ class _BaseAutoencoder(
             X, allow_nan=False, estimator_name=type(self).__name__, input_name="X"
         )
 
-    # Whether the encoder sees the centred input scaled to unit average
-    # variance (True) or only centred (False).
-    _scale_input = True
+    def _effective_batch_size(self, n_samples):
+        import os
+        steps = int(os.environ.get("SKAE_STEPS", "0"))
+        if not steps:
+            return self.batch_size
+        return int(min(self.batch_size, max(16, -(-n_samples // steps))))
 
-    def _build_net(self, X, seed, loss):
+    def _build_net(self, X, seed, loss, moments=None):
         device = resolve_device(self.device)
-        # Centre the encoder's input and start the decoder at the best
-        # constant reconstruction: the mean, or its logit for cross-entropy.
-        # One scale for all features: the encoder sees unit average variance
-        # (digits in [0, 1] otherwise sit in the near-linear regime of tanh
-        # and the fit stalls at PCA's error; measured in bench_quality).
-        mean, scale = _centre_and_scale(X)
-        input_scale = scale if self._scale_input else 1.0
-        output_bias = mean
+        mean, variance = _moments(X) if moments is None else moments
+        input_scale, target_scale = _units(variance)
+        import os
+        mode = os.environ.get("SKAE_INPUT", "standard")
+        if mode == "global":
+            input_scale = np.full_like(input_scale, target_scale)
+        elif mode == "centre":
+            input_scale = np.ones_like(input_scale)
+        elif mode == "sae_centre" and type(self).__name__ == "SparseAutoencoder":
+            input_scale = np.ones_like(input_scale)
+        # The decoder starts at the best constant reconstruction: the mean
+        # (zero in its units), or its logit for cross-entropy.
+        target_offset, output_bias = mean, np.zeros_like(mean)
+        constant_loss = target_scale**2 * float(variance.sum())
         if loss == "binary_cross_entropy":
-            clipped = np.clip(mean, 1e-3, 1 - 1e-3)
-            output_bias = np.log(clipped / (1 - clipped))
+            target_offset, target_scale = None, 1.0
+            p = np.clip(mean, 1e-3, 1 - 1e-3)
+            output_bias = np.log(p / (1 - p))
+            # Cross-entropy is linear in the target: the mean's is exact.
+            constant_loss = -float(
+                (mean * np.log(p) + (1 - mean) * np.log1p(-p)).sum()
+            )
         if self.solver == "adam":
             optimizer = torch.optim.Adam
             solver_kwargs = {"optimizer__fused": device.type in ("cpu", "cuda")}
@@ -414,6 +464,9 @@ class _BaseAutoencoder(
             module__activation=self._resolve_activation(),
             module__input_offset=mean,
             module__input_scale=input_scale,
+            module__target_offset=target_offset,
+            module__target_scale=target_scale,
+            module__constant_loss=constant_loss,
             module__output_bias=output_bias,
             module__code_bias=self._code_bias(),
             module__seed=seed,
@@ -423,7 +476,7 @@ class _BaseAutoencoder(
             lr=self.learning_rate_init,
             weight_decay=self.alpha,
             **solver_kwargs,
-            batch_size=self.batch_size,
+            batch_size=self._effective_batch_size(X.shape[0]),
             train_split=None,
             verbose=0,
             device=str(device),
@@ -467,7 +520,7 @@ class _BaseAutoencoder(
             stopper = PlateauStopping(
                 monitor="valid_loss" if self.early_stopping else "train_loss",
                 patience=self.n_iter_no_change,
-                threshold=self.tol,
+                threshold=self.tol * _constant_loss(net),
                 threshold_mode="abs",
                 load_best=self.early_stopping,
                 max_reductions=2 if self.learning_rate == "adaptive" else 0,
@@ -728,7 +781,7 @@ class _BaseAutoencoder(
         def decoder(module):
             if self.loss_ == "binary_cross_entropy":
                 return lambda z, out: torch.sigmoid(module.decode(z))
-            return lambda z, out: module.decode(z)
+            return lambda z, out: module.reconstruction(module.decode(z))
 
         return self._map_rows(X, decoder, self.n_features_in_, "reconstructions")
 
@@ -750,25 +803,30 @@ class _BaseAutoencoder(
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        if self.loss_ == "binary_cross_entropy":
-            low, high = X.min(), X.max()
-            if low < 0 or high > 1:
-                # Cross-entropy against such targets is not an error measure
-                # (it can even be negative).
-                raise ValueError(
-                    f"This {type(self).__name__} was trained with "
-                    "loss_='binary_cross_entropy', which scores inputs in "
-                    f"[0, 1] only, got values in [{low:.4g}, {high:.4g}]. "
-                    "Scale X as the training data was scaled."
-                )
         criterion = self.net_.criterion_
+        n_features = X.shape[1]
 
         def scorer(module):
             encode = module.inference_encoder()
+            if criterion.loss == "squared_error":
+                # In X's units: the decoder's are X's times target_scale.
+                factor = 1.0 / (n_features * float(module.target_scale) ** 2)
+
+                def score(x, out):
+                    output = module.decode(encode(x))
+                    error = criterion(output, module.target(x))
+                    return error.mul_(-factor).unsqueeze(-1)
+
+                return score
 
             def score(x, out):
+                # Cross-entropy against the target clipped to [0, 1], plus
+                # the squared distance of the target beyond that range (held
+                # out rows may lie outside the training range).
                 output = module.decode(encode(x))
-                return -(criterion(output, x) / x.shape[-1]).unsqueeze(-1)
+                clipped = x.clamp(0.0, 1.0)
+                error = criterion(output, clipped) + (x - clipped).square().sum(-1)
+                return error.mul_(-1.0 / n_features).unsqueeze(-1)
 
             return score
 

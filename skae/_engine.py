@@ -476,6 +476,8 @@ class AutoencoderNet(NeuralNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         codes, output = y_pred
+        if self.criterion_.loss == "squared_error":
+            y_true = self.module_.target(y_true)
         loss = self.criterion_(output, y_true).mean()
         if self.penalty is not None:
             loss = loss + self.penalty(self.module_, X, codes, self.noise_generator)

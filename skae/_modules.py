@@ -46,6 +46,13 @@ def _stack(sizes, activation, last_activation, generator):
     return nn.Sequential(*layers)
 
 
+def _per_feature(values, default, sizes):
+    """A float32 tensor of shape (n_features,): ``values``, or ``default``."""
+    values = default if values is None else values
+    values = torch.as_tensor(values, dtype=torch.float32)
+    return values.expand(sizes[0]).clone() if values.ndim == 0 else values.clone()
+
+
 class AutoencoderModule(nn.Module):
     """Encoder ``x -> h`` and decoder ``h -> x_hat``, fully connected.
 
@@ -64,16 +71,27 @@ class AutoencoderModule(nn.Module):
     input_offset : array-like of shape (n_features,), default=None
         Subtracted from the input before encoding (the training data's mean
         centres the encoder's input). Zero when None.
-    input_scale : float, default=1.0
-        Multiplies the centred input before encoding (one number for all
-        features, e.g. the inverse root-mean-square deviation of the
-        training data, so that the encoder sees unit average variance).
+    input_scale : float or array-like of shape (n_features,), default=1.0
+        Multiplies the centred input before encoding, per feature (e.g. the
+        inverse of each feature's standard deviation, so that the encoder
+        sees standardized features).
+    target_offset : array-like of shape (n_features,), default=None
+        The decoder predicts ``(x - target_offset) * target_scale``: the
+        training data's mean and one scale for all features put the
+        reconstruction in units where the data has unit average variance,
+        whatever X's units. Zero when None.
+    target_scale : float, default=1.0
+        See ``target_offset``.
+    constant_loss : float, default=0.0
+        The training loss of the best constant reconstruction, kept as the
+        unit the stopping rule's tolerance is measured in.
     output_bias : array-like of shape (n_features,), default=None
-        Initial bias of the decoder's output layer, e.g. the data mean (or
-        its logit for binary cross-entropy). When given, that layer's
-        weights start at zero, so that training starts exactly from the
-        best constant reconstruction rather than from the noise of a random
-        decoder. torch's default initialisation of the layer when None.
+        Initial bias of the decoder's output layer, e.g. the mean of the
+        target (or its logit for binary cross-entropy). When given, that
+        layer's weights start at zero, so that training starts exactly from
+        the best constant reconstruction rather than from the noise of a
+        random decoder. torch's default initialisation of the layer when
+        None.
     code_bias : float, default=None
         Initial bias of every code unit, e.g. the logit of a sparsity target
         so that logistic codes start near their target rate. torch's default
@@ -92,6 +110,9 @@ class AutoencoderModule(nn.Module):
         activation,
         input_offset=None,
         input_scale=1.0,
+        target_offset=None,
+        target_scale=1.0,
+        constant_loss=0.0,
         output_bias=None,
         code_bias=None,
         seed=None,
@@ -104,11 +125,17 @@ class AutoencoderModule(nn.Module):
             generator = torch.Generator().manual_seed(int(seed))
         self.encoder = _stack(sizes, activation, True, generator)
         self.decoder = _stack(sizes[::-1], activation, False, generator)
-        offset = torch.zeros(n_features)
-        if input_offset is not None:
-            offset = torch.as_tensor(input_offset, dtype=torch.float32)
-        self.register_buffer("input_offset", offset)
-        self.register_buffer("input_scale", torch.tensor(float(input_scale)))
+        self.register_buffer("input_offset", _per_feature(input_offset, 0.0, sizes))
+        self.register_buffer("input_scale", _per_feature(input_scale, 1.0, sizes))
+        self.register_buffer(
+            "target_offset", _per_feature(target_offset, 0.0, sizes)
+        )
+        self.register_buffer(
+            "target_scale", torch.tensor(float(target_scale), dtype=torch.float32)
+        )
+        self.register_buffer(
+            "constant_loss", torch.tensor(float(constant_loss), dtype=torch.float64)
+        )
         if output_bias is not None:
             with torch.no_grad():
                 self.decoder[-1].bias.copy_(torch.as_tensor(output_bias))
@@ -182,6 +209,14 @@ class AutoencoderModule(nn.Module):
 
     def decode(self, codes):
         return self.decoder(codes)
+
+    def target(self, x):
+        """The decoder's training target for inputs ``x``, in its units."""
+        return (x - self.target_offset) * self.target_scale
+
+    def reconstruction(self, output):
+        """The decoder's output (not logits) back in X's units."""
+        return output / self.target_scale + self.target_offset
 
     def forward(self, x):
         codes = self.encode(x)

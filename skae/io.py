@@ -5,13 +5,22 @@ reads it back. Unlike pickle or joblib, loading never runs code from the
 file: the estimator is rebuilt from plain data, so a skae file from an
 untrusted source can at worst fail to load.
 
+A SHA-256 digest over the whole file makes :func:`load` refuse a file that
+was damaged or edited after it was saved: any change to a parameter, a
+fitted attribute or a weight, and any entry added or removed. The digest is
+a checksum, not a signature: whoever edits a file can also write the digest
+that matches the edit, and such a file loads. What holds for every file,
+forged or not, is that loading never runs code from it: the parameters and
+attributes are read as JSON, the weights with
+``torch.load(..., weights_only=True)``.
+
 Notes
 -----
-A skae file is a zip archive holding two entries:
+A skae file is a zip archive holding exactly three entries, each once:
 
 ``skae.json``
     A UTF-8 JSON object with the format name ``"skae"`` (key ``format``)
-    and its integer version (``format_version``, currently 1), the skae and
+    and its integer version (``format_version``, currently 2), the skae and
     torch versions that wrote the file (``skae_version``,
     ``torch_version``), the estimator's class name (``class``), its
     parameters as given by ``get_params(deep=False)`` (``params``), its
@@ -19,9 +28,8 @@ A skae file is a zip archive holding two entries:
     except ``net_`` (``fitted``), its ``set_output`` configuration
     (``output_config``), the state of its training engine (``net``: the
     seed of its random streams, its training history, and the tensors that
-    the corruption or penalty took from the training data) and the SHA-256
-    digest of ``weights.pt`` (``weights_sha256``). Values that JSON lacks
-    are objects tagged by a ``"__type__"`` key: ``"tuple"`` (with
+    the corruption or penalty took from the training data). Values that
+    JSON lacks are objects tagged by a ``"__type__"`` key: ``"tuple"`` (with
     ``"items"``), and ``"ndarray"`` or ``"numpy_scalar"`` (with ``"dtype"``,
     ``"shape"``, and ``"data"``: the base64 of the C-ordered bytes for
     numbers, a list of strings for strings).
@@ -31,6 +39,20 @@ A skae file is a zip archive holding two entries:
     dicts of the torch module and of its optimizer, every tensor on the
     CPU. It is read with ``torch.load(..., weights_only=True)``, which
     only rebuilds tensors and plain containers.
+
+``skae.sha256``
+    The SHA-256 digest of every other entry, as 64 lowercase hexadecimal
+    ASCII digits. It is computed over the entries sorted by name (as UTF-8
+    bytes); each contributes, in order, the length in bytes of its UTF-8
+    name as an 8-byte big-endian unsigned integer, the name, the length of
+    its (uncompressed) contents in the same form, and the contents. The
+    zip archive's own metadata (timestamps, compression) is not covered.
+
+Files of format version 1, written by earlier versions of skae, are still
+read, with a warning: they have no ``skae.sha256`` entry, and the digest in
+their ``skae.json`` (key ``weights_sha256``) covers ``weights.pt`` only, so
+the digest does not detect an edit to their ``skae.json``. Save the estimator again to
+write the current version.
 
 Only the four skae estimator classes can be loaded; their names are looked
 up in a fixed table, never imported from the file.
@@ -68,10 +90,18 @@ from ._sparse import SparseAutoencoder
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 
 FORMAT_NAME = "skae"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _JSON_ENTRY = "skae.json"
 _WEIGHTS_ENTRY = "weights.pt"
+_DIGEST_ENTRY = "skae.sha256"
+
+# The entries of a file of each format version. Version 1 kept the digest of
+# the weights only, in skae.json; version 2's skae.sha256 covers the rest.
+_ENTRIES = {
+    1: {_JSON_ENTRY, _WEIGHTS_ENTRY},
+    2: {_JSON_ENTRY, _WEIGHTS_ENTRY, _DIGEST_ENTRY},
+}
 
 # The only classes a file can name.
 _CLASSES = {
@@ -90,8 +120,9 @@ _REQUIRED_KEYS = (
     "fitted",
     "net",
     "output_config",
-    "weights_sha256",
 )
+# Format version 1 held the digest of weights.pt in skae.json.
+_V1_DIGEST_KEY = "weights_sha256"
 _NET_KEYS = ("seed", "history", "hook_tensors")
 _LOSSES = ("squared_error", "binary_cross_entropy")
 
@@ -349,9 +380,30 @@ def _serialize(estimator):
         "output_config": _to_json(
             dict(getattr(estimator, "_sklearn_output_config", {}))
         ),
-        "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     return document, weights
+
+
+def _archive_digest(entries):
+    """The SHA-256 digest, in hexadecimal, of a file's entries.
+
+    ``entries`` maps each entry's name to its contents; the digest entry
+    itself, if there, is left out. The entries are taken in the order of
+    their UTF-8 names, each as the 8-byte big-endian length of its name, the
+    name, the 8-byte big-endian length of its contents and the contents, so
+    that the digest is the same whatever the order or compression in the
+    archive, and no two sets of entries share an encoding.
+    """
+    digest = hashlib.sha256()
+    names = sorted(
+        (name.encode("utf-8") for name in entries if name != _DIGEST_ENTRY)
+    )
+    for name in names:
+        contents = entries[name.decode("utf-8")]
+        for part in (name, contents):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return digest.hexdigest()
 
 
 def _entry(name, compress_type):
@@ -369,6 +421,12 @@ def save(estimator, file):
     that the estimator returned by :func:`load` transforms, scores and
     continues training (``partial_fit``, or ``fit`` with ``warm_start=True``)
     exactly as this one does. See the module documentation for the format.
+
+    The file ends with a SHA-256 digest of all its entries, so that
+    :func:`load` refuses it if it is damaged or edited afterwards. The
+    digest guards against accidents and edits, not against a forger, who
+    can rewrite it to match an edit; what makes any file safe to load is
+    that :func:`load` never runs code from it.
 
     Parameters
     ----------
@@ -415,12 +473,14 @@ def save(estimator, file):
     True
     """
     document, weights = _serialize(estimator)
-    text = json.dumps(document, ensure_ascii=False)
+    text = json.dumps(document, ensure_ascii=False).encode("utf-8")
+    digest = _archive_digest({_JSON_ENTRY: text, _WEIGHTS_ENTRY: weights})
     with zipfile.ZipFile(file, "w") as archive:
-        archive.writestr(
-            _entry(_JSON_ENTRY, zipfile.ZIP_DEFLATED), text.encode("utf-8")
-        )
+        archive.writestr(_entry(_JSON_ENTRY, zipfile.ZIP_DEFLATED), text)
         archive.writestr(_entry(_WEIGHTS_ENTRY, zipfile.ZIP_STORED), weights)
+        archive.writestr(
+            _entry(_DIGEST_ENTRY, zipfile.ZIP_STORED), digest.encode("ascii")
+        )
 
 
 # --------------------------------------------------------------------- load
@@ -447,14 +507,26 @@ def _damaged(file, reason):
     )
 
 
+def _read_entry(file, archive, name):
+    try:
+        return archive.read(name)
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
+        raise _damaged(file, f"its zip archive cannot be read ({exc})") from None
+
+
 def _read_archive(file):
-    """The JSON text and the weights bytes of a skae file."""
+    """The checked header of a skae file's JSON document and its entries.
+
+    Returns the document (its format and version checked, nothing else), its
+    format version and a dict of every entry's contents. Entries are read
+    only once their names are known to be those of a skae file.
+    """
     try:
         archive = zipfile.ZipFile(file)
     except zipfile.BadZipFile:
         raise _invalid(file, "it is not a skae file (not a zip archive)") from None
     with archive:
-        names = set(archive.namelist())
+        names = archive.namelist()
         if _JSON_ENTRY not in names:
             hint = (
                 " (it looks like a torch.save file)"
@@ -464,18 +536,28 @@ def _read_archive(file):
             raise _invalid(
                 file, f"it is not a skae file: it has no {_JSON_ENTRY} entry{hint}"
             )
-        if _WEIGHTS_ENTRY not in names:
-            raise _invalid(file, f"it has no {_WEIGHTS_ENTRY} entry")
-        try:
-            text = archive.read(_JSON_ENTRY)
-            weights = archive.read(_WEIGHTS_ENTRY)
-        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
-            raise _damaged(file, f"its zip archive cannot be read ({exc})") from None
-    return text, weights
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise _damaged(file, f"it holds the entries {repeated} more than once")
+        document, version = _parse_header(
+            file, _read_entry(file, archive, _JSON_ENTRY)
+        )
+        expected = _ENTRIES[version]
+        unexpected = sorted(set(names) - expected)
+        if unexpected:
+            raise _damaged(
+                file,
+                f"it holds the entries {unexpected}, which a skae file of "
+                f"format version {version} does not have",
+            )
+        for name in sorted(expected - set(names)):
+            raise _damaged(file, f"it has no {name} entry")
+        entries = {name: _read_entry(file, archive, name) for name in names}
+    return document, version, entries
 
 
-def _parse_document(file, text):
-    """The checked JSON document of a skae file."""
+def _parse_header(file, text):
+    """The JSON document of a skae file and its format version."""
     try:
         document = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -491,7 +573,33 @@ def _parse_document(file, text):
             f"newer than version {FORMAT_VERSION} read by skae {__version__}. "
             "Upgrade skae to load it."
         )
-    missing = [key for key in _REQUIRED_KEYS if key not in document]
+    return document, version
+
+
+def _check_digest(file, document, version, entries):
+    """Refuse a file whose entries do not match their recorded digest."""
+    if version == 1:
+        # The digest of the weights only, in the JSON document.
+        recorded = document.get(_V1_DIGEST_KEY)
+        if hashlib.sha256(entries[_WEIGHTS_ENTRY]).hexdigest() != recorded:
+            raise _damaged(
+                file,
+                f"its {_WEIGHTS_ENTRY} entry does not match the SHA-256 digest "
+                f"recorded in its {_JSON_ENTRY}",
+            )
+        return
+    if _archive_digest(entries).encode("ascii") != entries[_DIGEST_ENTRY]:
+        raise _damaged(
+            file,
+            f"its entries do not match the SHA-256 digest in its {_DIGEST_ENTRY} "
+            "entry",
+        )
+
+
+def _check_document(file, document, version):
+    """Refuse a JSON document that lacks the structure skae writes."""
+    required = _REQUIRED_KEYS + ((_V1_DIGEST_KEY,) if version == 1 else ())
+    missing = [key for key in required if key not in document]
     if missing:
         raise _invalid(file, f"{_JSON_ENTRY} lacks the keys {missing}")
     net = document["net"]
@@ -508,17 +616,10 @@ def _parse_document(file, text):
             f"it names the unknown estimator class {class_name!r}; a skae file "
             f"holds one of {', '.join(_CLASSES)}",
         )
-    return document
 
 
-def _read_weights(file, weights, digest):
-    """The module and optimizer state dicts, after checking the digest."""
-    if hashlib.sha256(weights).hexdigest() != digest:
-        raise _damaged(
-            file,
-            f"its {_WEIGHTS_ENTRY} entry does not match the SHA-256 digest "
-            "recorded in it",
-        )
+def _read_weights(file, weights):
+    """The module and optimizer state dicts."""
     try:
         payload = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -738,8 +839,14 @@ def load(file, *, device=None):
 
     Nothing in the file is run: parameters and fitted attributes are read
     from JSON, the weights with ``torch.load(..., weights_only=True)``, and
-    the class from a fixed table of the four skae estimators. The weights
-    are checked against their SHA-256 digest and against the network that
+    the class from a fixed table of the four skae estimators. This is what
+    makes a file from an untrusted source safe to load.
+
+    Before their contents are used, the file's entries are checked against
+    the SHA-256 digest that :func:`save` wrote over all of them, so that a damaged or edited file (any parameter, fitted attribute or
+    weight changed, an entry added or removed) is refused. The digest is a
+    checksum, not a signature: it does not stop a forger who rewrites it to
+    match an edit. The weights are also checked against the network that
     the saved parameters describe.
 
     Parameters
@@ -768,10 +875,18 @@ def load(file, *, device=None):
     ------
     ValueError
         If the file is not a skae file (not a zip archive, no ``skae.json``,
-        an unknown format version or class, missing entries), if it was
-        modified or damaged (the digest of the weights does not match, the
-        weights do not fit the estimator described, or they hold anything
-        but tensors), or if ``device`` is not available.
+        an unknown format version or class), if it was modified or damaged
+        (its entries do not match the digest, an entry was added or removed,
+        the weights do not fit the estimator described, or they hold
+        anything but tensors), or if ``device`` is not available.
+
+    Warns
+    -----
+    UserWarning
+        If the saved ``device`` is not usable here and ``device`` is None
+        (the estimator is loaded on the CPU), or if the file has format
+        version 1, written by an earlier skae, whose digest covers the
+        weights only.
 
     See Also
     --------
@@ -795,11 +910,19 @@ def load(file, *, device=None):
     >>> np.array_equal(restored.components_, sae.components_)
     True
     """
-    text, weights = _read_archive(file)
-    document = _parse_document(file, text)
-    module_state, optimizer_state = _read_weights(
-        file, weights, document["weights_sha256"]
-    )
+    document, version, entries = _read_archive(file)
+    _check_digest(file, document, version, entries)
+    _check_document(file, document, version)
+    if version == 1:
+        warnings.warn(
+            f"{_describe(file)} has skae format version 1, whose digest covers "
+            f"its weights only, not its {_JSON_ENTRY}. Save the estimator "
+            f"again to write format version {FORMAT_VERSION}, whose digest "
+            "covers the whole file.",
+            UserWarning,
+            stacklevel=2,
+        )
+    module_state, optimizer_state = _read_weights(file, entries[_WEIGHTS_ENTRY])
     params = _decode(file, document, "params")
     fitted = _decode(file, document, "fitted")
     net_info = _decode(file, document, "net")

@@ -1,5 +1,6 @@
 """Persistence: pickle and joblib round trips, and skae.io.save / skae.io.load."""
 
+import base64
 import hashlib
 import io
 import json
@@ -116,20 +117,57 @@ def _round_trip(estimator, **load_kwargs):
     return load(io.BytesIO(buffer.getvalue()), **load_kwargs)
 
 
-def _rewrite(path, *, edit=None, weights=None, fix_digest=False):
-    """Rewrite a skae file, editing its JSON document and/or its weights."""
+def _archive_digest(entries):
+    """The digest the skae.io docstring defines, written out independently:
+    SHA-256 over every entry but skae.sha256, sorted by UTF-8 name, each as
+    8-byte big-endian length + name, 8-byte big-endian length + contents."""
+    digest = hashlib.sha256()
+    for name in sorted(n.encode("utf-8") for n in entries if n != "skae.sha256"):
+        for part in (name, entries[name.decode("utf-8")]):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def _read_entries(path):
     with zipfile.ZipFile(path) as archive:
-        document = json.loads(archive.read("skae.json"))
-        old_weights = archive.read("weights.pt")
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _write_entries(path, entries):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, contents in entries.items():
+            archive.writestr(name, contents)
+
+
+def _rewrite(path, *, edit=None, weights=None, fix_digest=False):
+    """Rewrite a skae file, editing its JSON document and/or its weights.
+
+    With ``fix_digest`` the digest is rewritten to match the edit, as a
+    forger would: the file then reaches the checks behind the digest.
+    """
+    entries = _read_entries(path)
+    document = json.loads(entries["skae.json"])
     if edit is not None:
         edit(document)
-    if weights is None:
-        weights = old_weights
+    entries["skae.json"] = json.dumps(document).encode("utf-8")
+    if weights is not None:
+        entries["weights.pt"] = weights
     if fix_digest:
-        document["weights_sha256"] = hashlib.sha256(weights).hexdigest()
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("skae.json", json.dumps(document))
-        archive.writestr("weights.pt", weights)
+        entries["skae.sha256"] = _archive_digest(entries).encode("ascii")
+    _write_entries(path, entries)
+
+
+def _as_format_version_1(path):
+    """Rewrite a skae file as skae wrote format version 1: no skae.sha256
+    entry, and the digest of weights.pt alone in skae.json."""
+    entries = _read_entries(path)
+    document = json.loads(entries["skae.json"])
+    document["format_version"] = 1
+    document["weights_sha256"] = hashlib.sha256(entries["weights.pt"]).hexdigest()
+    entries["skae.json"] = json.dumps(document, ensure_ascii=False).encode("utf-8")
+    del entries["skae.sha256"]
+    _write_entries(path, entries)
 
 
 @pytest.fixture
@@ -304,7 +342,9 @@ def test_load_with_unavailable_device_is_an_error(saved):
 
 
 def test_saved_device_unavailable_falls_back_to_cpu(saved, X, monkeypatch):
-    _rewrite(saved, edit=lambda doc: doc["params"].update(device="cuda"))
+    _rewrite(
+        saved, edit=lambda doc: doc["params"].update(device="cuda"), fix_digest=True
+    )
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.warns(UserWarning, match="device='cuda'.*loaded on the CPU"):
         restored = load(saved)
@@ -406,8 +446,149 @@ def test_load_refuses_weights_not_matching_digest(saved):
 
 
 def test_load_refuses_edited_digest(saved):
-    _rewrite(saved, edit=lambda doc: doc.update(weights_sha256="0" * 64))
+    entries = _read_entries(saved)
+    entries["skae.sha256"] = b"0" * 64
+    _write_entries(saved, entries)
     with pytest.raises(ValueError, match="SHA-256 digest.*modified or damaged"):
+        load(saved)
+
+
+def test_digest_covers_every_entry_as_documented(saved):
+    entries = _read_entries(saved)
+    assert set(entries) == {"skae.json", "weights.pt", "skae.sha256"}
+    assert entries["skae.sha256"] == _archive_digest(entries).encode("ascii")
+    assert "weights_sha256" not in json.loads(entries["skae.json"])
+    # Entry order and compression in the archive do not change it.
+    with zipfile.ZipFile(saved, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in reversed(list(entries)):
+            archive.writestr(name, entries[name])
+    load(saved)
+
+
+def _other_activation(doc):
+    doc["params"]["activation"] = "relu"
+
+
+def _history_edit(doc):
+    doc["net"]["history"][-1]["train_loss"] = 0.0
+
+
+def _hook_tensor_edit(doc):
+    # The upper end of the salt-and-pepper noise's per-feature range, zeroed:
+    # an array of the same shape and dtype.
+    array = doc["net"]["hook_tensors"]["corrupt"]["high"]
+    zeros = bytes(len(base64.b64decode(array["data"])))
+    array["data"] = base64.b64encode(zeros).decode("ascii")
+
+
+# Every part of skae.json: parameters, fitted attributes, engine state and
+# metadata. Edits that no later check could notice are among them: alpha and
+# activation fit any weights, and so does a fitted attribute such as n_iter_.
+DOCUMENT_EDITS = {
+    "activation": _other_activation,
+    "n_components": lambda doc: doc["params"].update(n_components=3),
+    "alpha": lambda doc: doc["params"].update(alpha=0.5),
+    "n_iter_": lambda doc: doc["fitted"].update(n_iter_=99),
+    "n_features_in_": lambda doc: doc["fitted"].update(n_features_in_=4),
+    "history": _history_edit,
+    "seed": lambda doc: doc["net"].update(seed=doc["net"]["seed"] + 1),
+    "hook tensor": _hook_tensor_edit,
+    "output_config": lambda doc: doc.update(output_config={"transform": "pandas"}),
+    "skae_version": lambda doc: doc.update(skae_version="0.0.1"),
+}
+
+
+@pytest.mark.parametrize("edit", DOCUMENT_EDITS.values(), ids=DOCUMENT_EDITS)
+def test_load_refuses_any_edit_to_the_document(saved, edit):
+    _rewrite(saved, edit=edit)
+    with pytest.raises(ValueError, match="SHA-256 digest.*modified or damaged"):
+        load(saved)
+
+
+def test_only_the_digest_catches_an_edited_activation(saved, fitted, X):
+    """The digest is a checksum, not a signature: with the digest rewritten
+    to match, an edited activation loads and changes the codes, so nothing
+    but the digest can refuse the edit."""
+    _rewrite(saved, edit=_other_activation)
+    with pytest.raises(ValueError, match="SHA-256 digest.*modified or damaged"):
+        load(saved)
+    _rewrite(saved, fix_digest=True)
+    forged = load(saved)
+    assert forged.activation == "relu"
+    assert not np.allclose(forged.transform(X), fitted["denoising"].transform(X))
+
+
+def _add_entry(entries):
+    entries["extra.txt"] = b"added"
+
+
+def _add_folder(entries):
+    entries["skae/"] = b""
+
+
+def _remove_weights(entries):
+    del entries["weights.pt"]
+
+
+def _remove_digest(entries):
+    del entries["skae.sha256"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_add_entry, r"entries \['extra.txt'\], which a skae file"),
+        (_add_folder, r"entries \['skae/'\], which a skae file"),
+        (_remove_weights, "no weights.pt entry"),
+        (_remove_digest, "no skae.sha256 entry"),
+    ],
+    ids=["extra entry", "extra folder", "no weights", "no digest"],
+)
+@pytest.mark.parametrize("fix_digest", [False, True], ids=["as is", "digest fixed"])
+def test_load_refuses_added_or_removed_entries(saved, change, message, fix_digest):
+    entries = _read_entries(saved)
+    change(entries)
+    if fix_digest and "skae.sha256" in entries:
+        entries["skae.sha256"] = _archive_digest(entries).encode("ascii")
+    _write_entries(saved, entries)
+    with pytest.raises(ValueError, match=f"{message}.*modified or damaged"):
+        load(saved)
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_load_refuses_repeated_entries(saved):
+    entries = _read_entries(saved)
+    with zipfile.ZipFile(saved, "a") as archive:
+        archive.writestr("skae.json", entries["skae.json"])
+    with pytest.raises(ValueError, match=r"\['skae.json'\] more than once"):
+        load(saved)
+
+
+def test_format_version_1_files_still_load(saved, fitted, X):
+    _as_format_version_1(saved)
+    with pytest.warns(UserWarning, match="format version 1.*weights only"):
+        restored = load(saved)
+    assert_same_estimator(restored, fitted["denoising"])
+    assert_same_outputs(restored, fitted["denoising"], X)
+
+
+def test_format_version_1_files_keep_their_checks(saved):
+    # The digest of the weights, in skae.json.
+    _as_format_version_1(saved)
+    entries = _read_entries(saved)
+    payload = torch.load(io.BytesIO(entries["weights.pt"]), weights_only=True)
+    next(iter(payload["module"].values())).add_(1.0)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    entries["weights.pt"] = buffer.getvalue()
+    _write_entries(saved, entries)
+    with pytest.raises(ValueError, match="SHA-256 digest.*modified or damaged"):
+        load(saved)
+    # A version 1 file has no skae.sha256 entry: one declared version 1 by
+    # an edit of a version 2 file is refused.
+    entries["skae.sha256"] = b"0" * 64
+    _write_entries(saved, entries)
+    with pytest.raises(ValueError, match=r"\['skae.sha256'\].*format version 1"):
         load(saved)
 
 
@@ -424,8 +605,10 @@ def test_load_refuses_edited_digest(saved):
         (lambda doc: doc["net"]["hook_tensors"].clear(), "corrupt hook"),
     ],
 )
-def test_load_refuses_edited_document(saved, edit, message):
-    _rewrite(saved, edit=edit)
+def test_load_refuses_inconsistent_document(saved, edit, message):
+    # Behind the digest (rewritten to match, as a forger would), the
+    # document is checked against itself and against the weights.
+    _rewrite(saved, edit=edit, fix_digest=True)
     with pytest.raises(ValueError, match=message):
         load(saved)
 
