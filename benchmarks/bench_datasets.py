@@ -133,7 +133,7 @@ class Warned:
     """Records the warnings of the calls made through it, sorted by origin."""
 
     def __init__(self):
-        self.lr = 0  # ConvergenceWarnings of LogisticRegression
+        self.lr = 0  # ConvergenceWarnings of the other steps (LogisticRegression)
         self.skae_in_skae = 0  # skae ConvergenceWarnings filed under skae/
         self.skae_total = 0
         self.other = Counter()  # other warnings: (category, message) -> count
@@ -330,7 +330,7 @@ def main(argv=None):
     failures = {t: sum(v[t] is False for _, v in summary) for t in TARGETS}
     legend = [f"({t}) {text}: {failures[t]} FAIL" for t, text in TARGETS.items()]
     notes = [
-        f"LogisticRegression ConvergenceWarnings: {rec.lr}",
+        f"LogisticRegression (and other non-skae) ConvergenceWarnings: {rec.lr}",
         f"skae ConvergenceWarnings: {rec.skae_total}, of which {rec.skae_in_skae} "
         "name a file inside the skae package",
     ] + [f"other warning x{n}: {c}: {m}" for (c, m), n in rec.other.items()]

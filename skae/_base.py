@@ -52,6 +52,16 @@ _OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryErr
 # cross-entropy: a few float32 ulps at 1, far above float64 rounding errors.
 _UNIT_TOLERANCE = 1e-6
 
+# batch_size="auto" splits small data sets into at least this many batches
+# (of at least _MIN_AUTO_BATCH rows): with one or two batches an epoch is
+# one or two optimizer steps, and no number of epochs trains the model.
+_MIN_BATCHES_PER_EPOCH = 20
+_MIN_AUTO_BATCH = 16
+
+# A fit whose best training loss is above this fraction of the best constant
+# reconstruction's learned nothing (see _warn_if_constant).
+_CONSTANT_FRACTION = 0.99
+
 # The network computes in float32: larger float64 values become infinite.
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -183,11 +193,14 @@ def _moments(X, max_values=2**20):
 def _units(variance):
     """The encoder's per-feature input scale and the decoder's one scale.
 
-    Each feature is divided by its standard deviation, so that the encoder
-    sees standardized features whatever X's units. The decoder's target is
-    the centred data times one factor, the inverse root-mean-square
-    deviation, so that the reconstruction error keeps X's relative weights
-    (as PCA's) in units where the data has unit average variance. A
+    Each feature is divided by its standard deviation, or by the median
+    feature's when that is larger, so that the encoder sees features of
+    unit scale whatever X's units (the floor measured 0.75x PCA's held-out
+    error on digits at k = 32, against 0.94x for plain standardization).
+    The decoder's target is the centred data times one factor, the inverse
+    root-mean-square deviation, so that the reconstruction error keeps X's
+    relative weights (as PCA's) in units where the data has unit average
+    variance. A
     feature with no spread in float32 terms (constant) is scaled by that
     one factor too; the factor is 1.0 when every feature is constant or
     the spread is beyond float32's range.
@@ -196,7 +209,11 @@ def _units(variance):
     target_scale = 1.0 / math.sqrt(mean_square) if mean_square > 0 else 1.0
     if not target_scale <= _FLOAT32_MAX or not 1 / target_scale <= _FLOAT32_MAX:
         target_scale = 1.0
+    # No feature is amplified beyond the median feature: rarely varying
+    # ones (the border pixels of images) would otherwise become noise.
     std = np.sqrt(variance)
+    if std.size:
+        std = np.maximum(std, np.median(std))
     constant = std <= 1e-6 / target_scale
     with np.errstate(divide="ignore"):
         input_scale = np.where(constant, target_scale, 1.0 / np.where(constant, 1, std))
@@ -225,7 +242,10 @@ class _BaseAutoencoder(
         "learning_rate": [StrOptions({"constant", "adaptive"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -419,24 +439,26 @@ class _BaseAutoencoder(
             X, allow_nan=False, estimator_name=type(self).__name__, input_name="X"
         )
 
+    # batch_size="auto": at most this many rows, and at least
+    # _MIN_BATCHES_PER_EPOCH batches of _MIN_AUTO_BATCH rows or more.
+    _auto_batch_size = 128
+
     def _effective_batch_size(self, n_samples):
-        import os
-        steps = int(os.environ.get("SKAE_STEPS", "0"))
-        if not steps:
+        """The batch size training uses for ``n_samples`` rows."""
+        if self.batch_size != "auto":
             return self.batch_size
-        return int(min(self.batch_size, max(16, -(-n_samples // steps))))
+        per_batch = -(-n_samples // _MIN_BATCHES_PER_EPOCH)
+        return int(min(self._auto_batch_size, max(_MIN_AUTO_BATCH, per_batch)))
+
+    def _centre_only(self, loss):
+        """Whether the encoder's input is only centred (not scaled)."""
+        return False
 
     def _build_net(self, X, seed, loss, moments=None):
         device = resolve_device(self.device)
         mean, variance = _moments(X) if moments is None else moments
         input_scale, target_scale = _units(variance)
-        import os
-        mode = os.environ.get("SKAE_INPUT", "standard")
-        if mode == "global":
-            input_scale = np.full_like(input_scale, target_scale)
-        elif mode == "centre":
-            input_scale = np.ones_like(input_scale)
-        elif mode == "sae_centre" and type(self).__name__ == "SparseAutoencoder":
+        if self._centre_only(loss):
             input_scale = np.ones_like(input_scale)
         # The decoder starts at the best constant reconstruction: the mean
         # (zero in its units), or its logit for cross-entropy.
@@ -447,9 +469,7 @@ class _BaseAutoencoder(
             p = np.clip(mean, 1e-3, 1 - 1e-3)
             output_bias = np.log(p / (1 - p))
             # Cross-entropy is linear in the target: the mean's is exact.
-            constant_loss = -float(
-                (mean * np.log(p) + (1 - mean) * np.log1p(-p)).sum()
-            )
+            constant_loss = -float((mean * np.log(p) + (1 - mean) * np.log1p(-p)).sum())
         if self.solver == "adam":
             optimizer = torch.optim.Adam
             solver_kwargs = {"optimizer__fused": device.type in ("cpu", "cuda")}
@@ -557,11 +577,11 @@ class _BaseAutoencoder(
             if isinstance(exc, _OutOfMemoryError):
                 raise MemoryError(
                     f"The {device.type} device ran out of memory while fitting "
-                    f"{type(self).__name__} with batch_size={self.batch_size}; "
+                    f"{type(self).__name__} with batch_size={net.batch_size}; "
                     "the training data is held on the device too "
                     f"({4 * X.size / 2**20:.0f} MiB in float32). "
                     f"{self._state_after_failure()} Lower batch_size "
-                    f"(e.g. batch_size={max(1, self.batch_size // 2)}), use "
+                    f"(e.g. batch_size={max(1, net.batch_size // 2)}), use "
                     "smaller hidden_layer_sizes, or fit on another device."
                 ) from exc
             raise
@@ -597,7 +617,29 @@ class _BaseAutoencoder(
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        if not incremental and not net.interrupted_:
+            self._warn_if_constant(net, self.loss_curve_[n_before:])
         return self
+
+    def _warn_if_constant(self, net, losses):
+        """Warn when training ended no better than the constant reconstruction.
+
+        The decoder starts there (the mean, or its logit), so a fit that
+        stays within 1% of that loss learned nothing from X.
+        """
+        constant = _constant_loss(net)
+        if not losses or constant <= 0 or min(losses) < _CONSTANT_FRACTION * constant:
+            return
+        warnings.warn(
+            f"{type(self).__name__} learned almost nothing: its best training "
+            f"loss ({min(losses):.4g}) is within "
+            f"{100 * (1 - _CONSTANT_FRACTION):.0f}% of the loss of "
+            f"reconstructing every sample by the training mean ({constant:.4g}), "
+            "so its codes carry almost no information about X. Train longer "
+            "(max_iter), raise learning_rate_init, or lower the penalty weight.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
 
     def _restore(self, before, net, start):
         """Undo a failed call: attributes as they were, the net at ``start``.

@@ -200,7 +200,7 @@ class _StackedModule:
         self.encoder = encoder  # [(weight (M, out, in), bias (M, out)), ...]
         self.decoder = decoder
         self.input_offset = offset  # (M, n_features)
-        self.input_scale = scale  # (M,)
+        self.input_scale = scale  # (M, n_features)
         self.activation = activation
         self._act = _ACTIVATIONS[activation]
 
@@ -220,7 +220,7 @@ class _StackedModule:
 
     @property
     def input_weight(self):
-        return self.encoder[0][0] * self.input_scale[:, None, None]
+        return self.encoder[0][0] * self.input_scale[:, None, :]
 
     @property
     def code_layer(self):
@@ -237,7 +237,7 @@ class _StackedModule:
         return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
 
     def encode(self, x):
-        h = (x - self.input_offset.unsqueeze(1)) * self.input_scale[:, None, None]
+        h = (x - self.input_offset.unsqueeze(1)) * self.input_scale.unsqueeze(1)
         for weight, bias in self.encoder:
             h = self._act(self._linear(h, weight, bias))
         return h
@@ -310,6 +310,8 @@ class _Stack:
         self.grad = torch.zeros_like(self.params)
         self.offset = torch.stack([m.input_offset for m in modules]).to(device)
         self.scale = torch.stack([m.input_scale for m in modules]).to(device)
+        self.target_offset = torch.stack([m.target_offset for m in modules]).to(device)
+        self.target_scale = torch.stack([m.target_scale for m in modules]).to(device)
         self.train_rows = train_rows
         self.valid_rows = valid_rows
         # The optimizer's per-parameter buffers, by name.
@@ -319,7 +321,15 @@ class _Stack:
 
     def select(self, keep):
         index = torch.as_tensor(keep, device=self.device)
-        for name in ("params", "grad", "offset", "scale", "best"):
+        for name in (
+            "params",
+            "grad",
+            "offset",
+            "scale",
+            "target_offset",
+            "target_scale",
+            "best",
+        ):
             if getattr(self, name) is not None:
                 setattr(self, name, getattr(self, name).index_select(0, index))
         self.buffers = {k: v.index_select(0, index) for k, v in self.buffers.items()}
@@ -495,6 +505,8 @@ class _Stopping:
         self.best_epoch = np.zeros(n, dtype=np.int64)
 
     def select(self, keep):
+        if np.ndim(self.threshold):
+            self.threshold = self.threshold[keep]
         for name in ("misses", "reductions", "dynamic_threshold", "best_epoch"):
             setattr(self, name, getattr(self, name)[keep])
 
@@ -596,7 +608,7 @@ class _Trainer:
         self.decoder = _layers(first.module_.decoder, "decoder")
         self.activation = first.module_.activation
         self.criterion = first.criterion_
-        self.batch_size = first.batch_size
+        self.batch_sizes = np.array([net.batch_size for net in nets])
         self.stack = _Stack(nets, self.layout, train_rows, valid_rows, self.device)
         self.optimizer = _Optimizer(nets, self.layout, self.stack)
         self.penalty = penalty
@@ -621,13 +633,14 @@ class _Trainer:
         """Step plans of the nets still training, and their fixed row indices."""
         stack = self.stack
         self.train_sizes = np.array([len(r) for r in stack.train_rows])
-        batch_sizes = np.minimum(self.batch_size, self.train_sizes)
+        sizes = self.batch_sizes[self.alive]
+        batch_sizes = np.minimum(sizes, self.train_sizes)
         self.train_batches = -(-self.train_sizes // batch_sizes)
         self.train_plan = _plan(self.train_sizes, batch_sizes, self.device)
         self.valid_plan = None
         if stack.valid_rows is not None:
             self.valid_sizes = np.array([len(r) for r in stack.valid_rows])
-            batch_sizes = np.minimum(self.batch_size, self.valid_sizes)
+            batch_sizes = np.minimum(sizes, self.valid_sizes)
             self.valid_batches = -(-self.valid_sizes // batch_sizes)
             self.valid_plan = _plan(self.valid_sizes, batch_sizes, self.device)
             self.valid_index = _padded(stack.valid_rows, self.device)
@@ -658,7 +671,15 @@ class _Trainer:
                     ]
                 )
             codes, output = part.forward(x_in)
-            loss = self.criterion(output, x).mean(dim=-1)
+            target = x
+            if self.criterion.loss == "squared_error":
+                # The decoders predict the target in their own units.
+                offset, scale = self.stack.target_offset, self.stack.target_scale
+                if members is not None:
+                    offset = offset.index_select(0, members)
+                    scale = scale.index_select(0, members)
+                target = (x - offset.unsqueeze(1)) * scale[:, None, None]
+            loss = self.criterion(output, target).mean(dim=-1)
             if self.penalty is not None:
                 generators = None
                 if self.penalty.random:

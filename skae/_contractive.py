@@ -93,10 +93,14 @@ class ContractiveAutoencoder(_BaseAutoencoder):
     Adds the squared Frobenius norm of the encoder's Jacobian, averaged
     over the batch, to the reconstruction error.
 
-    The encoder sees the input centred on the training mean and scaled by
-    one factor to unit average variance. The decoder's output layer starts
-    with zero weights and the training mean as bias: training starts from
-    the best constant reconstruction.
+    Any scale of X works: the encoder sees each feature centred on the
+    training mean and divided by its standard deviation (or the median
+    feature's, when that is larger), and the decoder predicts the centred
+    data in units of its root-mean-square deviation, so that squared errors
+    keep X's relative weights, as PCA's do. ``inverse_transform``, ``score``
+    and ``score_samples`` are in X's units. The decoder's output layer
+    starts with zero weights and the training mean as bias: training starts
+    from the best constant reconstruction.
 
     Parameters
     ----------
@@ -154,16 +158,22 @@ class ContractiveAutoencoder(_BaseAutoencoder):
     alpha : float, default=1e-4
         Strength of the L2 penalty on the weights (not on the biases).
 
-    batch_size : int, default=128
-        Size of the minibatches; clipped to the number of samples.
+    batch_size : int or "auto", default="auto"
+        Size of the minibatches; clipped to the number of samples. "auto" is
+        ``min(128, max(16, ceil(n_samples / 20)))``: small data sets are
+        split into at least 20 batches, so that an epoch is enough optimizer
+        steps for the stopping rule to measure progress by.
 
     max_iter : int, default=200
         Maximum number of epochs.
 
     tol : float, default=1e-4
-        Tolerance for the optimization. When the loss (or, with early
-        stopping, the validation loss) does not improve by at least ``tol``
-        for ``n_iter_no_change`` consecutive epochs, the loss has reached a
+        Tolerance for the optimization, as a fraction of the training loss of
+        the best constant reconstruction (for squared error, of the training
+        data's total variance), so that it does not depend on X's units or
+        number of features. When the loss (or, with early stopping, the
+        validation loss) does not improve by at least that much for
+        ``n_iter_no_change`` consecutive epochs, the loss has reached a
         plateau: training stops, or first lowers the learning rate (see
         ``learning_rate``).
 
@@ -278,7 +288,7 @@ class ContractiveAutoencoder(_BaseAutoencoder):
         learning_rate="adaptive",
         learning_rate_init=1e-3,
         alpha=1e-4,
-        batch_size=128,
+        batch_size="auto",
         max_iter=200,
         tol=1e-4,
         n_iter_no_change=10,

@@ -127,9 +127,7 @@ class AutoencoderModule(nn.Module):
         self.decoder = _stack(sizes[::-1], activation, False, generator)
         self.register_buffer("input_offset", _per_feature(input_offset, 0.0, sizes))
         self.register_buffer("input_scale", _per_feature(input_scale, 1.0, sizes))
-        self.register_buffer(
-            "target_offset", _per_feature(target_offset, 0.0, sizes)
-        )
+        self.register_buffer("target_offset", _per_feature(target_offset, 0.0, sizes))
         self.register_buffer(
             "target_scale", torch.tensor(float(target_scale), dtype=torch.float32)
         )

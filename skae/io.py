@@ -48,10 +48,10 @@ A skae file is a zip archive holding exactly three entries, each once:
     its (uncompressed) contents in the same form, and the contents. The
     zip archive's own metadata (timestamps, compression) is not covered.
 
-Files of format version 1, written by earlier versions of skae, are still
-read, with a warning: they have no ``skae.sha256`` entry, and the digest in
-their ``skae.json`` (key ``weights_sha256``) covers ``weights.pt`` only, so
-the digest does not detect an edit to their ``skae.json``. Save the estimator again to
+Files of format version 1, the previous format, are still read, with a
+warning: they have no ``skae.sha256`` entry, and the digest in their
+``skae.json`` (key ``weights_sha256``) covers ``weights.pt`` only, so it
+does not detect an edit to their ``skae.json``. Save the estimator again to
 write the current version.
 
 Only the four skae estimator classes can be loaded; their names are looked
@@ -73,6 +73,7 @@ import pickle
 import re
 import warnings
 import zipfile
+from collections import Counter
 from functools import partial
 
 import numpy as np
@@ -395,9 +396,7 @@ def _archive_digest(entries):
     archive, and no two sets of entries share an encoding.
     """
     digest = hashlib.sha256()
-    names = sorted(
-        (name.encode("utf-8") for name in entries if name != _DIGEST_ENTRY)
-    )
+    names = sorted(name.encode("utf-8") for name in entries if name != _DIGEST_ENTRY)
     for name in names:
         contents = entries[name.decode("utf-8")]
         for part in (name, contents):
@@ -515,11 +514,11 @@ def _read_entry(file, archive, name):
 
 
 def _read_archive(file):
-    """The checked header of a skae file's JSON document and its entries.
+    """A skae file's JSON document, its format version and its entries.
 
-    Returns the document (its format and version checked, nothing else), its
-    format version and a dict of every entry's contents. Entries are read
-    only once their names are known to be those of a skae file.
+    Only the document's format and version are checked here; the entries
+    (a dict of each one's contents) are read once their names are known to
+    be those of a skae file of that version.
     """
     try:
         archive = zipfile.ZipFile(file)
@@ -536,12 +535,10 @@ def _read_archive(file):
             raise _invalid(
                 file, f"it is not a skae file: it has no {_JSON_ENTRY} entry{hint}"
             )
-        repeated = sorted({name for name in names if names.count(name) > 1})
+        repeated = sorted(name for name, n in Counter(names).items() if n > 1)
         if repeated:
             raise _damaged(file, f"it holds the entries {repeated} more than once")
-        document, version = _parse_header(
-            file, _read_entry(file, archive, _JSON_ENTRY)
-        )
+        document, version = _parse_header(file, _read_entry(file, archive, _JSON_ENTRY))
         expected = _ENTRIES[version]
         unexpected = sorted(set(names) - expected)
         if unexpected:
@@ -550,8 +547,9 @@ def _read_archive(file):
                 f"it holds the entries {unexpected}, which a skae file of "
                 f"format version {version} does not have",
             )
-        for name in sorted(expected - set(names)):
-            raise _damaged(file, f"it has no {name} entry")
+        missing = sorted(expected - set(names))
+        if missing:
+            raise _damaged(file, f"it has no {' and no '.join(missing)} entry")
         entries = {name: _read_entry(file, archive, name) for name in names}
     return document, version, entries
 
@@ -591,8 +589,7 @@ def _check_digest(file, document, version, entries):
     if _archive_digest(entries).encode("ascii") != entries[_DIGEST_ENTRY]:
         raise _damaged(
             file,
-            f"its entries do not match the SHA-256 digest in its {_DIGEST_ENTRY} "
-            "entry",
+            f"its entries do not match the SHA-256 digest in its {_DIGEST_ENTRY} entry",
         )
 
 
@@ -843,8 +840,9 @@ def load(file, *, device=None):
     makes a file from an untrusted source safe to load.
 
     Before their contents are used, the file's entries are checked against
-    the SHA-256 digest that :func:`save` wrote over all of them, so that a damaged or edited file (any parameter, fitted attribute or
-    weight changed, an entry added or removed) is refused. The digest is a
+    the SHA-256 digest that :func:`save` wrote over all of them, so that a
+    damaged or edited file (any parameter, fitted attribute or weight
+    changed, an entry added or removed) is refused. The digest is a
     checksum, not a signature: it does not stop a forger who rewrites it to
     match an edit. The weights are also checked against the network that
     the saved parameters describe.
@@ -885,8 +883,8 @@ def load(file, *, device=None):
     UserWarning
         If the saved ``device`` is not usable here and ``device`` is None
         (the estimator is loaded on the CPU), or if the file has format
-        version 1, written by an earlier skae, whose digest covers the
-        weights only.
+        version 1, the previous format, whose digest covers the weights
+        only.
 
     See Also
     --------

@@ -27,7 +27,12 @@ from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import _safe_split
 from sklearn.utils.validation import _check_method_params, indexable
 
-from ._base import _as_tensor, _BaseAutoencoder, _OutOfMemoryError
+from ._base import (
+    _as_tensor,
+    _BaseAutoencoder,
+    _constant_loss,
+    _OutOfMemoryError,
+)
 from ._batched import (
     StackedPenalty,
     contractive_projection_stacked,
@@ -587,7 +592,7 @@ class _Evaluation:
             penalty=penalty,
             epochs=ae.max_iter,
             patience=ae.n_iter_no_change,
-            threshold=ae.tol,
+            threshold=np.array([ae.tol * _constant_loss(net) for net in nets]),
             max_reductions=2 if ae.learning_rate == "adaptive" else 0,
             load_best=ae.early_stopping,
         )

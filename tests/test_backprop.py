@@ -55,7 +55,9 @@ def _module(activation, hidden, seed=0):
         hidden,
         activation,
         input_offset=rng.normal(size=6),
-        input_scale=1.7,
+        input_scale=rng.uniform(0.5, 2.0, size=6),
+        target_offset=rng.normal(size=6),
+        target_scale=1.7,
         output_bias=rng.normal(size=6),
         seed=seed,
     ).double()
@@ -75,6 +77,8 @@ def _seeded():
 def _autograd(module, x_in, target, loss, penalty, generator):
     module.zero_grad(set_to_none=True)
     codes, output = module(x_in)
+    if loss == "squared_error":
+        target = module.target(target)
     value = reconstruction_error(output, target, loss).mean()
     if penalty is not None:
         value = value + penalty(module, x_in, codes, generator)
@@ -279,7 +283,8 @@ def test_weight_decay_with_and_without_gradient_callbacks():
             x = batch[0]
             with torch.enable_grad():
                 _, output = module(x)
-                loss = reconstruction_error(output, x, "squared_error").mean()
+                target = module.target(x)
+                loss = reconstruction_error(output, target, "squared_error").mean()
                 expected = torch.autograd.grad(loss, list(module.parameters()))
             for p, g in zip(module.parameters(), expected):
                 torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-6)

@@ -2,6 +2,7 @@
 
 import importlib
 import inspect
+import re
 import shutil
 import subprocess
 import sys
@@ -122,3 +123,40 @@ def test_wheel_metadata(tmp_path):
         assert package in requirements
     assert "skae/io.py" in files and "skae/plotting.py" in files
     assert not any(f.startswith(("tests/", "benchmarks/", "docs/")) for f in files)
+
+
+CPU_WHEEL_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def _readme_sections():
+    """The README's second-level sections, title to text, in order."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    parts = re.split(r"^## ", readme, flags=re.MULTILINE)[1:]
+    return dict(part.split("\n", 1) for part in parts)
+
+
+def test_install_instructions_name_the_cpu_wheel_index():
+    """Check that the README, in an Install section before the Quick start,
+    and the installation page say how to install PyTorch's CPU build before
+    skae, and that constraints.txt pins the torch version."""
+    sections = _readme_sections()
+    titles = list(sections)
+    assert "Install" in titles and "Quick start" in titles
+    assert titles.index("Install") < titles.index("Quick start")
+    page = (ROOT / "docs" / "install.rst").read_text(encoding="utf-8")
+    cpu_torch = f"pip install torch --index-url {CPU_WHEEL_INDEX}"
+    for text in (sections["Install"], page):
+        # Command lines, in order: the CPU build of torch, then skae.
+        lines = [line.strip() for line in text.splitlines()]
+        assert cpu_torch in lines
+        assert lines.index(cpu_torch) < lines.index("pip install skae")
+        assert "constraints.txt" in text
+
+
+def test_readme_keeps_the_test_command_line():
+    """Check the README's test command line, which CI runs as written."""
+    command = (
+        'pip install -c constraints.txt -e ".[test,dask,docs]"'
+        " && python -m pytest -q tests"
+    )
+    assert command in (ROOT / "README.md").read_text(encoding="utf-8")

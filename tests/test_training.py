@@ -313,18 +313,27 @@ def test_input_scaling_per_estimator():
         np.testing.assert_allclose(est.transform(X), codes, atol=1e-5)
 
 
-def test_centre_and_scale():
-    """Check the exact mean and the (subsampled) scale used for the input."""
-    from skae._base import _centre_and_scale
+def test_moments_and_units():
+    """Check the exact mean, the (subsampled) variances and the units from them."""
+    from skae._base import _moments, _units
 
     X = np.random.default_rng(0).normal(3.0, 2.0, size=(2501, 7)).astype(np.float32)
-    mean, scale = _centre_and_scale(X)
+    X[:, 0] *= 1e6
+    mean, variance = _moments(X)
     np.testing.assert_allclose(mean, X.mean(axis=0, dtype=np.float64), rtol=1e-12)
-    exact = 1 / np.sqrt(X.var(axis=0, dtype=np.float64).mean())
-    assert scale == pytest.approx(exact, rel=1e-10)
+    np.testing.assert_allclose(variance, X.var(axis=0, dtype=np.float64), rtol=1e-10)
     # A subsample of every 4th row (700 values at most) keeps the mean exact
-    # and estimates the scale (0.5 here) closely.
-    sub_mean, sub_scale = _centre_and_scale(X, max_values=7 * 700)
+    # and estimates the variances closely.
+    sub_mean, sub_variance = _moments(X, max_values=7 * 700)
     np.testing.assert_array_equal(sub_mean, mean)
-    assert sub_scale == pytest.approx(exact, rel=0.05)
-    assert _centre_and_scale(np.ones((5, 3), dtype=np.float32))[1] == 1.0
+    np.testing.assert_allclose(sub_variance, variance, rtol=0.1)
+    input_scale, target_scale = _units(variance)
+    std = np.sqrt(variance)
+    # Features at or above the median spread are standardized; none is
+    # amplified beyond the median feature.
+    np.testing.assert_allclose(input_scale, 1 / np.maximum(std, np.median(std)))
+    assert target_scale == pytest.approx(1 / np.sqrt(variance.mean()), rel=1e-12)
+    # Constant data: unit scales.
+    input_scale, target_scale = _units(np.zeros(3))
+    assert target_scale == 1.0
+    np.testing.assert_array_equal(input_scale, 1.0)

@@ -1,0 +1,161 @@
+"""Data of any scale and range: units, cross-entropy's range, stopping."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+)
+
+
+def _r2(est, X):
+    """Reconstruction R² of X, in X's units."""
+    residual = est.inverse_transform(est.transform(X)) - X
+    return 1 - (residual**2).sum() / ((X - X.mean(axis=0)) ** 2).sum()
+
+
+def _large_offset_data():
+    rng = np.random.RandomState(0)
+    return rng.randn(300, 10) @ rng.randn(10, 10) * 1e6 + 5e6
+
+
+def test_data_far_from_unit_scale_is_learned_in_its_units():
+    """Check that data at 1e6 scale with a 5e6 offset trains as well as the
+    same data standardized, and reconstructs in its own units."""
+    B = _large_offset_data()
+    pca_r2 = _r2(PCA(4).fit(B), B)
+    for cls in (Autoencoder, SparseAutoencoder):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            raw = cls(n_components=4, random_state=0).fit(B)
+            unit = cls(n_components=4, random_state=0).fit((B - 5e6) / 1e6)
+        # The same model up to float32 rounding: training does not see units.
+        np.testing.assert_allclose(
+            raw.transform(B), unit.transform((B - 5e6) / 1e6), atol=2e-3
+        )
+        assert _r2(raw, B) > 0.5
+    # The plain autoencoder matches PCA's reconstruction (it was 0.000 when
+    # the decoder worked in raw units).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = Autoencoder(n_components=4, random_state=0).fit(B)
+    assert _r2(ae, B) > 0.98 * pca_r2
+    assert -ae.score(B) == pytest.approx(
+        np.mean((ae.inverse_transform(ae.transform(B)) - B) ** 2), rel=1e-4
+    )
+
+
+def test_raw_wine_codes_feed_a_classifier():
+    """Check that codes of unscaled wine (features from 0.1 to 1000) classify
+    about as well as PCA's (0.70 when the encoder saw raw units)."""
+    X, y = load_wine(return_X_y=True)
+    pipe = make_pipeline(
+        Autoencoder(n_components=8, random_state=0),
+        StandardScaler(),
+        LogisticRegression(max_iter=2000),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        accuracy = cross_val_score(pipe, X, y, cv=3).mean()
+    assert accuracy > 0.9
+
+
+def test_auto_loss_tolerates_rounding_at_one():
+    """Check that MinMaxScaler's 1 + 2e-16 counts as inside [0, 1]."""
+    X = MinMaxScaler().fit_transform(load_breast_cancer().data)
+    assert X.max() > 1.0  # the rounding this test is about
+    params = dict(n_components=4, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert SparseAutoencoder(**params).fit(X).loss_ == "binary_cross_entropy"
+        Autoencoder(loss="binary_cross_entropy", **params).fit(X)
+        with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+            Autoencoder(loss="binary_cross_entropy", **params).fit(X + 1e-3)
+
+
+def test_cross_entropy_model_scores_any_finite_input():
+    """Check that a cross-entropy model scores held-out rows outside [0, 1]
+    (finite, never an error), and scores them as less normal."""
+    X = load_digits().data
+    pipe = make_pipeline(MinMaxScaler(), SparseAutoencoder(max_iter=5, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        scores = cross_val_score(pipe, X, cv=3)
+        sae = SparseAutoencoder(max_iter=5, random_state=0).fit(X[:1000] / 16)
+    assert np.all(np.isfinite(scores))
+    assert sae.loss_ == "binary_cross_entropy"
+    rows = X[1000:1100] / 16
+    inside = sae.score_samples(rows)
+    outside = sae.score_samples(rows * 1.5 - 0.2)
+    assert np.all(np.isfinite(outside))
+    assert outside.mean() < inside.mean()
+    # Rows inside the range are scored by the cross-entropy itself.
+    further = sae.score_samples(rows * 3 - 1)
+    assert further.mean() < outside.mean()
+
+
+def test_model_at_the_mean_reconstruction_warns():
+    """Check that a fit that learned nothing (a penalty so strong that every
+    code stays at its rate) says so."""
+    X = StandardScaler().fit_transform(load_wine().data)
+    with pytest.warns(ConvergenceWarning, match="learned almost nothing"):
+        SparseAutoencoder(
+            n_components=4, sparsity_weight=1e4, max_iter=30, random_state=0
+        ).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning, match="Maximum iterations"):
+            Autoencoder(n_components=4, max_iter=30, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("cls", [Autoencoder, DenoisingAutoencoder])
+def test_default_fit_on_small_data_ends_by_its_stopping_rule(cls):
+    """Check that a default fit on standardized iris (112 rows: one batch per
+    epoch before batch_size="auto") stops at a plateau, before max_iter and
+    without a ConvergenceWarning."""
+    X = StandardScaler().fit_transform(load_iris().data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = cls(n_components=2, random_state=0).fit(X)
+    assert est.n_iter_ < est.max_iter
+    # Small data is split into at least 20 batches per epoch.
+    assert est.net_.batch_size == max(16, -(-X.shape[0] // 20))
+
+
+def test_stopping_rule_does_not_depend_on_units():
+    """Check that tol is measured against the constant reconstruction's loss:
+    the same data in other units stops at the same epoch."""
+    X = StandardScaler().fit_transform(load_iris().data)
+    runs = [
+        Autoencoder(n_components=2, random_state=0).fit(X * scale + 7 * scale)
+        for scale in (1.0, 1e4)
+    ]
+    assert runs[0].n_iter_ < runs[0].max_iter
+    assert runs[0].n_iter_ == runs[1].n_iter_
+    np.testing.assert_allclose(runs[0].loss_curve_, runs[1].loss_curve_, rtol=1e-3)
+
+
+def test_linear_autoencoder_reaches_pca_on_wine():
+    """Check that the linear autoencoder reaches PCA's training error on
+    standardized wine (2.04x with an epoch of one or two batches)."""
+    X = StandardScaler().fit_transform(load_wine().data)
+    pca = PCA(8).fit(X)
+    pca_mse = np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = Autoencoder(
+            n_components=8, activation="identity", hidden_layer_sizes=(), random_state=0
+        ).fit(X)
+    assert -ae.score(X) < 1.05 * pca_mse
