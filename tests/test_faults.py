@@ -183,7 +183,7 @@ def test_a_callback_stopping_at_the_end_of_an_epoch_is_not_an_interruption():
                 raise KeyboardInterrupt
 
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("error", message="Training interrupted")
         est = _small(Autoencoder, max_iter=10, callbacks=[StopAfter()]).fit(_data())
     assert est.n_iter_ == 2
 

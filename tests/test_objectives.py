@@ -674,8 +674,9 @@ def test_denoising_inference_never_corrupts(noise, clean_data, infer_calls):
     ref = copy.deepcopy(module).double().eval()
     with torch.no_grad():
         codes_ref = ref.encode(_t(X)).numpy()
-        recon_ref = ref.decode(_t(codes_ref)).numpy()
-        decode_Z = ref.decode(_t(Z)).numpy()
+        # In X's units (the decoder's are X's centred and scaled).
+        recon_ref = ref.reconstruction(ref.decode(_t(codes_ref))).numpy()
+        decode_Z = ref.reconstruction(ref.decode(_t(Z))).numpy()
     np.testing.assert_allclose(Z, codes_ref, rtol=0, atol=1e-5)
     np.testing.assert_allclose(X_hat, decode_Z, rtol=0, atol=1e-5)
     expected_scores = -np.mean((recon_ref - X.astype(np.float64)) ** 2, axis=1)
@@ -803,7 +804,9 @@ def test_training_loss_is_summed_reconstruction_error_plus_penalty(case):
     with torch.no_grad():
         codes, output = ref(_t(x))
     codes, output = codes.numpy(), output.numpy()
-    expected = np.mean(np.sum((output - x) ** 2, axis=1)) + penalty(ref, x, codes)
+    # The squared error is in the decoder's units: X's centred and scaled.
+    target = ref.target(_t(x)).numpy()
+    expected = np.mean(np.sum((output - target) ** 2, axis=1)) + penalty(ref, x, codes)
     if case != "plain":
         assert penalty(ref, x, codes) > 1e-3  # a penalty worth checking
     np.testing.assert_allclose(estimator.loss_curve_[-1], expected, rtol=1e-5)

@@ -14,7 +14,6 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skae import (
     Autoencoder,
-    ContractiveAutoencoder,
     DenoisingAutoencoder,
     SparseAutoencoder,
 )

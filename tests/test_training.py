@@ -292,19 +292,30 @@ def test_training_starts_from_the_best_constant_reconstruction(est, data):
 
 
 def test_input_scaling_per_estimator():
-    """Check that the encoder sees unit average variance (Autoencoder) or
-    only centred input (SparseAutoencoder), and that components_ act on the
-    raw input."""
-    X = np.random.default_rng(0).normal(2.0, 0.3, size=(100, 4))
+    """Check that the encoder sees each feature standardized (floored at the
+    median feature's spread), or only centred for a cross-entropy
+    SparseAutoencoder, and that components_ act on the raw input."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(2.0, 0.3, size=(100, 4)) * np.array([1.0, 3.0, 0.1, 0.5])
+    U = rng.uniform(size=(100, 4))
     params = dict(n_components=2, hidden_layer_sizes=(), max_iter=1, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ae = Autoencoder(**params, device="cpu").fit(X)
         sae = SparseAutoencoder(**params, device="cpu").fit(X)
-    for est, expected in ((ae, 1 / np.sqrt(X.var(axis=0).mean())), (sae, 1.0)):
+        bce = SparseAutoencoder(**params, device="cpu").fit(U)
+    assert bce.loss_ == "binary_cross_entropy"
+    std = X.std(axis=0)
+    standardized = 1 / np.maximum(std, np.median(std))
+    for est, data, expected in (
+        (ae, X, standardized),
+        (sae, X, standardized),
+        (bce, U, np.ones(4)),
+    ):
+        X = data
         module = est.net_.module_
         np.testing.assert_allclose(module.input_offset.numpy(), X.mean(axis=0), 1e-6)
-        np.testing.assert_allclose(module.input_scale.item(), expected, rtol=1e-5)
+        np.testing.assert_allclose(module.input_scale.numpy(), expected, rtol=1e-5)
         # components_ are the weights applied to the centred raw input.
         bias = module.code_layer.bias.detach().numpy()
         pre = (X - X.mean(axis=0)) @ est.components_.T + bias
