@@ -529,7 +529,7 @@ class _Evaluation:
         per_member = member_bytes(
             X.shape[1],
             (*ae._hidden_layer_sizes(), ae.n_components),
-            ae.batch_size,
+            ae._effective_batch_size(X.shape[0]),
             ae.early_stopping,
         )
         budget = self.search._memory_budget
