@@ -65,6 +65,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -640,7 +641,6 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    warnings.filterwarnings("ignore", category=ConvergenceWarning)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     cfg = Config(device=args.device, quick=args.quick, skip_search=args.skip_search)
@@ -650,14 +650,17 @@ def main(argv=None):
         f"{torch.get_num_threads()}, {'quick' if cfg.quick else 'full'} mode"
     )
 
-    rows, timings = [], []
+    rows, timings, warned = [], [], Counter()
     total_start = time.perf_counter()
     for number in args.items:
         name, run_item = ITEMS[number]
         log(f"[{number}] {name}")
         start = time.perf_counter()
         try:
-            rows += run_item(cfg)
+            # Each item's ConvergenceWarnings are counted and reported.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                rows += run_item(cfg)
         except Exception as exc:  # report and go on with the other items
             traceback.print_exc()
             rows.append(
@@ -671,7 +674,19 @@ def main(argv=None):
                 )
             )
         elapsed = time.perf_counter() - start
-        timings.append(f"{number} {name}: {elapsed:.1f} s")
+        convergence = Counter(
+            str(w.message).split(" (")[0][:70]
+            for w in caught
+            if issubclass(w.category, ConvergenceWarning)
+        )
+        for w in caught:
+            if not issubclass(w.category, ConvergenceWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        timings.append(
+            f"{number} {name}: {elapsed:.1f} s, "
+            f"{sum(convergence.values())} ConvergenceWarnings"
+        )
+        warned.update(convergence)
         log(f"[{number}] done in {elapsed:.1f} s")
 
     print()
@@ -682,6 +697,8 @@ def main(argv=None):
         + "; ".join(timings)
         + f"; total {time.perf_counter() - total_start:.1f} s"
     )
+    for message, count in warned.items():
+        print(f"ConvergenceWarning x{count}: {message}")
     return 0 if all(r.passed is not False for r in rows) else 1
 
 

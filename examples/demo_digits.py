@@ -22,11 +22,9 @@ components (with the number of components tuned the same way).
 # Pixel intensities range from 0 to 16. Dividing by 16 puts them in [0, 1],
 # which suits the binary cross-entropy reconstruction loss used below.
 import time
-import warnings
 
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
@@ -47,10 +45,10 @@ X_train, X_test, y_train, y_test = train_test_split(
 # ``sparsity="l1"`` the same ``sparsity_weight`` parameter is λ, the weight of
 # an L1 penalty on the codes. The grid searches both kinds: β × ρ for KL,
 # λ for L1. ``device="auto"`` trains on a GPU when one is
-# available. Training runs for a short fixed budget of ``max_iter`` epochs with
-# a larger step than the default ``learning_rate_init``; the convergence
-# warnings this budget raises are silenced.
-warnings.filterwarnings("ignore", category=ConvergenceWarning)
+# available. A larger step than the default ``learning_rate_init`` and a
+# coarse stopping rule, ``tol=1e-2`` (stop once 10 epochs gain less than 1%
+# of the mean reconstruction's loss), keep the search fast; every fit still
+# ends by its stopping rule.
 
 sparse_pipe = make_pipeline(
     SparseAutoencoder(
@@ -58,7 +56,7 @@ sparse_pipe = make_pipeline(
         sparsity="kl",
         loss="binary_cross_entropy",
         learning_rate_init=0.01,
-        max_iter=60,
+        tol=1e-2,
         random_state=0,
         device="auto",
     ),

@@ -12,27 +12,23 @@ weights a separate ``fit`` would give it.
 Here it tunes a KL-sparse autoencoder (β = ``sparsity_weight``,
 ρ = ``sparsity_target``) and an L1-sparse one (λ = ``sparsity_weight``) for
 the accuracy of a logistic regression on their codes: one search over a
-list of two grids, 15 candidates x 3 folds in all.
+list of two grids, 14 candidates x 3 folds in all.
 """
 
 # %%
 # Search both grids
 # -----------------
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
 from skae import SparseAutoencoder
 from skae.model_selection import BatchedGridSearchCV
-
-warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -44,14 +40,14 @@ pipe = make_pipeline(
         n_components=64,
         hidden_layer_sizes=(),
         learning_rate_init=0.01,
-        max_iter=30,
+        tol=1e-2,
         random_state=0,
     ),
     LogisticRegression(max_iter=500),
 )
 betas = [1.0, 3.0, 10.0]
 rhos = [0.02, 0.05, 0.1]
-lambdas = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
+lambdas = [0.01, 0.03, 0.1, 0.3, 1.0]
 grid = [
     {
         "sparseautoencoder__sparsity": ["kl"],

@@ -21,18 +21,14 @@ subspaces spanned by the rows of ``components_``.
 # ----------------------
 # A larger step than the default ``learning_rate_init`` lets the linear
 # autoencoder converge in about 100 epochs.
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy.linalg import subspace_angles
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder
-
-warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 X, _ = load_digits(return_X_y=True)
 X = X / 16.0

@@ -24,17 +24,13 @@ these settings and draws the curves.
 # ------------------------
 # A network with one hidden layer of 128 units, a larger initial step than
 # the default and at most 200 epochs keep the example fast.
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skae import Autoencoder
-
-warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 X, _ = load_digits(return_X_y=True)
 X_train, X_test = train_test_split(X / 16.0, test_size=0.3, random_state=0)
@@ -43,7 +39,6 @@ params = dict(
     n_components=16,
     hidden_layer_sizes=(128,),
     learning_rate_init=0.01,
-    max_iter=200,
     random_state=0,
 )
 constant = Autoencoder(learning_rate="constant", **params).fit(X_train)

@@ -65,8 +65,11 @@ class Autoencoder(_BaseAutoencoder):
         split into at least 20 batches, so that an epoch is enough optimizer
         steps for the stopping rule to measure progress by.
 
-    max_iter : int, default=200
-        Maximum number of epochs.
+    max_iter : int or "auto", default="auto"
+        Maximum number of epochs. "auto" is a step budget: the larger of 200
+        epochs and the number of epochs that makes 50 000 optimizer steps,
+        so that small data sets (few batches per epoch) get the steps they
+        need to converge; large ones get 200 epochs.
 
     tol : float, default=1e-4
         Tolerance for the optimization, as a fraction of the training loss of
@@ -184,7 +187,7 @@ class Autoencoder(_BaseAutoencoder):
         learning_rate_init=1e-3,
         alpha=1e-4,
         batch_size="auto",
-        max_iter=200,
+        max_iter="auto",
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,

@@ -58,6 +58,13 @@ _UNIT_TOLERANCE = 1e-6
 _MIN_BATCHES_PER_EPOCH = 20
 _MIN_AUTO_BATCH = 16
 
+# max_iter="auto": at least this many epochs, and as many more as make
+# _AUTO_MAX_STEPS optimizer steps on small data (measured: the default
+# SparseAutoencoder on 1348 rows of digits stops by its rule after ~30 000
+# steps, ContractiveAutoencoder on 331 rows of diabetes after ~19 000).
+_AUTO_MIN_EPOCHS = 200
+_AUTO_MAX_STEPS = 50_000
+
 # A fit whose best training loss is above this fraction of the best constant
 # reconstruction's learned nothing (see _warn_if_constant).
 _CONSTANT_FRACTION = 0.99
@@ -149,6 +156,16 @@ def _constant_loss(net):
     if net.initialized_:
         return float(net.module_.constant_loss)
     return float(net.module__constant_loss)
+
+
+def _budget_note(max_iter):
+    """What the epoch limit of ``max_iter="auto"`` was, for the warning."""
+    if max_iter != "auto":
+        return ""
+    return (
+        f" (max_iter='auto': {_AUTO_MAX_STEPS} optimizer steps, at least "
+        f"{_AUTO_MIN_EPOCHS} epochs; set max_iter to train longer)"
+    )
 
 
 class _NonFiniteLayer(Exception):
@@ -246,7 +263,7 @@ class _BaseAutoencoder(
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
         ],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -450,6 +467,19 @@ class _BaseAutoencoder(
         per_batch = -(-n_samples // _MIN_BATCHES_PER_EPOCH)
         return int(min(self._auto_batch_size, max(_MIN_AUTO_BATCH, per_batch)))
 
+    def _max_epochs(self, n_samples):
+        """The number of epochs ``max_iter`` allows on ``n_samples`` rows.
+
+        "auto" is the larger of 200 epochs and the epochs that make 50 000
+        optimizer steps: a step budget, so that small data sets (a few
+        batches per epoch) train as long as large ones need.
+        """
+        if self.max_iter != "auto":
+            return self.max_iter
+        batch_size = min(self._effective_batch_size(n_samples), max(1, n_samples))
+        batches = -(-n_samples // batch_size)
+        return max(_AUTO_MIN_EPOCHS, -(-_AUTO_MAX_STEPS // max(1, batches)))
+
     def _centre_only(self, loss):
         """Whether the encoder's input is only centred (not scaled)."""
         return False
@@ -546,7 +576,7 @@ class _BaseAutoencoder(
                 max_reductions=2 if self.learning_rate == "adaptive" else 0,
             )
             own["stopping"] = stopper
-        epochs = 1 if incremental else self.max_iter
+        epochs = 1 if incremental else self._max_epochs(X.shape[0])
         if self.verbose:
             own["progress"] = ProgressBar(epochs, type(self).__name__)
 
@@ -609,11 +639,11 @@ class _BaseAutoencoder(
             not net.interrupted_
             and not incremental
             and not stopped
-            and len(net.history) - n_before == self.max_iter
+            and len(net.history) - n_before == epochs
         ):
             warnings.warn(
-                f"Maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.",
+                f"Maximum iterations ({epochs}) reached and the "
+                "optimization hasn't converged yet." + _budget_note(self.max_iter),
                 ConvergenceWarning,
                 stacklevel=3,
             )

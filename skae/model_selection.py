@@ -30,6 +30,7 @@ from sklearn.utils.validation import _check_method_params, indexable
 from ._base import (
     _as_tensor,
     _BaseAutoencoder,
+    _budget_note,
     _constant_loss,
     _OutOfMemoryError,
 )
@@ -485,6 +486,7 @@ class _Evaluation:
                 train, valid = ae._split_validation(positions, task.seed)
                 rows, task.valid_rows = rows[train[:, 0]], rows[valid[:, 0]]
             task.train_rows = rows
+            task.epochs = ae._max_epochs(len(rows))
             task.prepare_time = time.time() - start
         except Exception:
             return None
@@ -507,7 +509,7 @@ class _Evaluation:
             None if corrupt is None else corrupt.func,
             ae.solver,
             ae.batch_size,
-            ae.max_iter,
+            task.epochs,
             ae.tol,
             ae.n_iter_no_change,
             ae.learning_rate,
@@ -590,7 +592,7 @@ class _Evaluation:
             [torch.as_tensor(t.train_rows, device=device) for t in chunk],
             valid_rows,
             penalty=penalty,
-            epochs=ae.max_iter,
+            epochs=chunk[0].epochs,
             patience=ae.n_iter_no_change,
             threshold=np.array([ae.tol * _constant_loss(net) for net in nets]),
             max_reductions=2 if ae.learning_rate == "adaptive" else 0,
@@ -614,13 +616,14 @@ class _Evaluation:
             ae.net_ = net
             ae.loss_ = task.loss
             ae._record(net)
-            if not result["stopped"] and ae.n_iter_ == ae.max_iter:
+            if not result["stopped"] and ae.n_iter_ == task.epochs:
                 warnings.warn(
-                    f"Maximum iterations ({ae.max_iter}) reached and the "
-                    "optimization hasn't converged yet.",
+                    f"Maximum iterations ({task.epochs}) reached and the "
+                    "optimization hasn't converged yet." + _budget_note(ae.max_iter),
                     ConvergenceWarning,
                     stacklevel=2,
                 )
+            ae._warn_if_constant(net, ae.loss_curve_)
             if estimator is not ae:
                 X_train, y_train, _ = self._folds[task.split]
                 name = estimator.steps[0][0]

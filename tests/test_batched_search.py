@@ -360,3 +360,40 @@ def test_docstring_example_runs():
     results = doctest.testmod(model_selection, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert results.attempted > 0
     assert results.failed == 0
+
+
+def test_batched_fit_that_learned_nothing_warns():
+    """Check that a batched fit at the mean reconstruction warns as fit does."""
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    X = StandardScaler().fit_transform(load_wine().data)
+    sae = SparseAutoencoder(n_components=4, max_iter=30, tol=1.0, random_state=0)
+    search = BatchedGridSearchCV(sae, {"sparsity_weight": [1e4]}, cv=2, refit=False)
+    with pytest.warns(ConvergenceWarning, match="learned almost nothing"):
+        search.fit(X)
+
+
+def test_batched_fits_use_the_auto_step_budget():
+    """Check that batched fits resolve max_iter="auto" as fit does: more
+    than 200 epochs on small data, ending by the stopping rule."""
+    from sklearn.datasets import load_iris
+    from sklearn.preprocessing import StandardScaler
+
+    X = StandardScaler().fit_transform(load_iris().data)
+    sae = SparseAutoencoder(n_components=3, random_state=0)
+    fitted = []
+
+    def capture(estimator, X_test, y=None):
+        fitted.append(estimator)
+        return estimator.score(X_test)
+
+    search = BatchedGridSearchCV(
+        sae, {"sparsity_weight": [1.0, 5.0]}, cv=2, refit=False, scoring=capture
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        search.fit(X)
+    assert len(fitted) == 4
+    for est in fitted:
+        assert 200 < est.n_iter_ < est._max_epochs(X.shape[0] // 2)

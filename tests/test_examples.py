@@ -45,10 +45,29 @@ def _run(args, cwd, timeout):
 # The whole set takes under two minutes on one core: not marked slow.
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(path, tmp_path):
-    """Check that an example script runs to the end without error."""
+    """Check that an example script runs to the end without error, and that
+    every fit in it ends by its stopping rule: a ConvergenceWarning is an
+    error (no example silences it)."""
     pytest.importorskip("matplotlib")
-    code, output = _run([sys.executable, str(path)], cwd=tmp_path, timeout=600)
+    args = [sys.executable, "-W", "error::sklearn.exceptions.ConvergenceWarning"]
+    code, output = _run([*args, str(path)], cwd=tmp_path, timeout=600)
     assert code == 0, output
+
+
+def test_no_example_silences_convergence_warnings():
+    """Check that no example, doc page or benchmark filters ConvergenceWarning
+    out (a fit that did not converge must be visible)."""
+    sources = [*EXAMPLES, *(ROOT / "benchmarks").glob("*.py")]
+    sources += [*DOCS.rglob("*.rst"), ROOT / "README.md"]
+    pattern = re.compile(
+        r"(filterwarnings|simplefilter)\(\s*\"ignore\"[^)]*ConvergenceWarning"
+    )
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in sources
+        if GENERATED[0] not in p.parts and pattern.search(p.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, offenders
 
 
 def test_every_example_has_a_gallery_header():

@@ -14,6 +14,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skae import (
     Autoencoder,
+    ContractiveAutoencoder,
     DenoisingAutoencoder,
     SparseAutoencoder,
 )
@@ -35,9 +36,11 @@ def test_data_far_from_unit_scale_is_learned_in_its_units():
     same data standardized, and reconstructs in its own units."""
     B = _large_offset_data()
     pca_r2 = _r2(PCA(4).fit(B), B)
+    fitted = {}
     for cls in (Autoencoder, SparseAutoencoder):
+        # Default fits end by their stopping rule, at any scale.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("error", ConvergenceWarning)
             raw = cls(n_components=4, random_state=0).fit(B)
             unit = cls(n_components=4, random_state=0).fit((B - 5e6) / 1e6)
         # The same model up to float32 rounding: training does not see units.
@@ -45,11 +48,10 @@ def test_data_far_from_unit_scale_is_learned_in_its_units():
             raw.transform(B), unit.transform((B - 5e6) / 1e6), atol=2e-3
         )
         assert _r2(raw, B) > 0.5
+        fitted[cls] = raw
     # The plain autoencoder matches PCA's reconstruction (it was 0.000 when
     # the decoder worked in raw units).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ae = Autoencoder(n_components=4, random_state=0).fit(B)
+    ae = fitted[Autoencoder]
     assert _r2(ae, B) > 0.98 * pca_r2
     assert -ae.score(B) == pytest.approx(
         np.mean((ae.inverse_transform(ae.transform(B)) - B) ** 2), rel=1e-4
@@ -119,18 +121,36 @@ def test_model_at_the_mean_reconstruction_warns():
             Autoencoder(n_components=4, max_iter=30, random_state=0).fit(X)
 
 
-@pytest.mark.parametrize("cls", [Autoencoder, DenoisingAutoencoder])
-def test_default_fit_on_small_data_ends_by_its_stopping_rule(cls):
-    """Check that a default fit on standardized iris (112 rows: one batch per
-    epoch before batch_size="auto") stops at a plateau, before max_iter and
+@pytest.mark.parametrize(
+    "cls",
+    [Autoencoder, SparseAutoencoder, ContractiveAutoencoder, DenoisingAutoencoder],
+)
+@pytest.mark.parametrize("load", [load_iris, load_wine])
+def test_default_fit_on_small_data_ends_by_its_stopping_rule(cls, load):
+    """Check that a default fit on small standardized data (112 or 133
+    rows: one batch per epoch, and 200 epochs, before batch_size="auto"
+    and max_iter="auto") stops at a plateau, before its step budget and
     without a ConvergenceWarning."""
-    X = StandardScaler().fit_transform(load_iris().data)
+    X = StandardScaler().fit_transform(load().data)
+    X = X[: int(0.75 * X.shape[0])]
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        est = cls(n_components=2, random_state=0).fit(X)
-    assert est.n_iter_ < est.max_iter
-    # Small data is split into at least 20 batches per epoch.
+        est = cls(n_components=3, random_state=0).fit(X)
+    assert est.n_iter_ < est._max_epochs(X.shape[0])
+    # Small data is split into at least 20 batches per epoch...
     assert est.net_.batch_size == max(16, -(-X.shape[0] // 20))
+    # ... and gets at least 50 000 optimizer steps.
+    batches = -(-X.shape[0] // est.net_.batch_size)
+    assert est._max_epochs(X.shape[0]) * batches >= 50_000
+
+
+def test_auto_max_iter_is_a_step_budget():
+    """Check that max_iter="auto" is 200 epochs on large data, more on small."""
+    ae = Autoencoder()
+    assert ae._max_epochs(100_000) == 200
+    assert ae._max_epochs(1000) == 50_000 // 20
+    assert Autoencoder(max_iter=7)._max_epochs(1000) == 7
+    assert Autoencoder(batch_size=10)._max_epochs(100) == 5000
 
 
 def test_stopping_rule_does_not_depend_on_units():
@@ -141,7 +161,7 @@ def test_stopping_rule_does_not_depend_on_units():
         Autoencoder(n_components=2, random_state=0).fit(X * scale + 7 * scale)
         for scale in (1.0, 1e4)
     ]
-    assert runs[0].n_iter_ < runs[0].max_iter
+    assert runs[0].n_iter_ < runs[0]._max_epochs(X.shape[0])
     assert runs[0].n_iter_ == runs[1].n_iter_
     np.testing.assert_allclose(runs[0].loss_curve_, runs[1].loss_curve_, rtol=1e-3)
 
