@@ -1,6 +1,5 @@
 """The shared estimator base: parameters, validation, training and inference."""
 
-import copy
 import math
 import warnings
 from abc import ABCMeta
@@ -536,6 +535,67 @@ class _BaseAutoencoder(
             shuffle=self.shuffle,
         )
 
+    # Parameters that define the network: warm_start and partial_fit
+    # continue the same one, so a change of these is an error.
+    _MODEL_PARAMS = ("n_components", "hidden_layer_sizes", "activation", "solver")
+
+    def _check_same_model(self, net, loss):
+        """Refuse to continue a network whose defining parameters changed."""
+        built = {
+            "n_components": net.module__n_components,
+            "hidden_layer_sizes": tuple(net.module__hidden_layer_sizes),
+            "activation": net.module__activation,
+            "solver": "adam" if net.optimizer is torch.optim.Adam else "sgd",
+        }
+        now = {
+            "n_components": self.n_components,
+            "hidden_layer_sizes": tuple(self._hidden_layer_sizes()),
+            "activation": self._resolve_activation(),
+            "solver": self.solver,
+        }
+        changed = [name for name in self._MODEL_PARAMS if built[name] != now[name]]
+        if self.loss != "auto" and self.loss != self.loss_:
+            changed.append("loss")
+            built["loss"], now["loss"] = self.loss_, self.loss
+        if changed:
+            what = ", ".join(f"{n} from {built[n]!r} to {now[n]!r}" for n in changed)
+            raise ValueError(
+                f"{type(self).__name__} cannot continue training its network: "
+                f"{what} changed since it was built, and warm_start and "
+                "partial_fit continue the same network. Call fit with "
+                "warm_start=False to train a new one, or set the parameters "
+                "back."
+            )
+
+    def _update_training_settings(self, net, X):
+        """Apply the current training parameters to a network that continues.
+
+        The step size, weight decay, batch size, shuffling, penalty and
+        corruption are read from the parameters on every call, so that
+        ``set_params`` between calls takes effect as it does for ``fit``.
+        """
+        if net.lr != self.learning_rate_init and net.initialized_:
+            # A new step size replaces the current one (partial_fit does not
+            # reset it otherwise; fit's stopping rule starts from net.lr).
+            for group in net.optimizer_.param_groups:
+                group["lr"] = self.learning_rate_init
+        net.lr = self.learning_rate_init
+        net.weight_decay = self.alpha
+        net.batch_size = self._effective_batch_size(X.shape[0])
+        net.shuffle = self.shuffle
+        net.penalty = self._penalty()
+        corrupt = self._corruption(X)
+        old = net.corrupt
+        same_noise = (
+            corrupt is not None
+            and old is not None
+            and corrupt.func is old.func
+            and corrupt.keywords.get("level") == old.keywords.get("level")
+        )
+        # The same noise keeps the range it was built with (salt and pepper's
+        # training minimum and maximum), not the range of this call's X.
+        net.corrupt = old if same_noise else corrupt
+
     def _split_validation(self, X, seed):
         n_valid = int(round(self.validation_fraction * X.shape[0]))
         if n_valid < 1 or n_valid >= X.shape[0]:
@@ -557,16 +617,31 @@ class _BaseAutoencoder(
         loss = self._resolve_loss(X, continuing)
         self._hidden_layer_sizes()
         self._resolve_activation()
-        net = self.net_ if continuing else self._build_net(X, self._draw_seed(), loss)
+        if continuing:
+            net = self.net_
+            self._check_same_model(net, loss)
+        else:
+            net = None
+            seed = self._draw_seed()
+        n_before = len(net.history) if continuing and net.initialized_ else 0
+        X_valid = None
+        if not incremental and self.early_stopping:
+            # Split before the net is built: its units (mean, scale, output
+            # bias) and the corruption's range come from the training part.
+            X, X_valid = self._split_validation(
+                X, (net.seed if continuing else seed) + n_before
+            )
+        if continuing:
+            self._update_training_settings(net, X)
+        else:
+            net = self._build_net(X, seed, loss)
 
-        n_before = len(net.history) if net.initialized_ else 0
-        callbacks = copy.deepcopy(self.callbacks) or []
+        # The user's callbacks are used as given (as skorch uses them): a
+        # callback may hold what cannot be copied (an open file).
+        callbacks = list(self.callbacks or [])
         own = {}
         stopper = None
-        X_valid = None
         if not incremental:
-            if self.early_stopping:
-                X, X_valid = self._split_validation(X, net.seed + n_before)
             stopper = PlateauStopping(
                 monitor="valid_loss" if self.early_stopping else "train_loss",
                 patience=self.n_iter_no_change,

@@ -70,7 +70,8 @@ def test_tol_stops_training_without_convergence_warning(X):
 class _RecordLearningRate(Callback):
     """Record the optimizer's learning rate at the start of every epoch."""
 
-    rates = []
+    def __init__(self):
+        self.rates = []
 
     def on_epoch_begin(self, net, **kwargs):
         self.rates.append(net.optimizer_.param_groups[0]["lr"])
@@ -78,7 +79,8 @@ class _RecordLearningRate(Callback):
 
 def test_adaptive_learning_rate_divides_by_ten_at_each_plateau(X):
     """Check that learning_rate="adaptive" lowers the rate twice, then stops."""
-    _RecordLearningRate.rates = rates = []
+    recorder = _RecordLearningRate()
+    rates = recorder.rates
     ae = Autoencoder(
         n_components=3,
         max_iter=50,
@@ -88,7 +90,7 @@ def test_adaptive_learning_rate_divides_by_ten_at_each_plateau(X):
         warm_start=True,
         device="cpu",
         random_state=0,
-        callbacks=[_RecordLearningRate()],
+        callbacks=[recorder],
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
@@ -210,9 +212,32 @@ def test_skorch_callbacks_learning_rate_scheduler(X):
         ae.fit(X)
     for group in ae.net_.optimizer_.param_groups:
         assert group["lr"] == pytest.approx(0.01 * 0.5**4)
-    # The estimator's parameter is left as given.
+    # The callback given is the one used (as skorch uses it), not a copy.
     assert ae.callbacks[0] is scheduler
-    assert not hasattr(scheduler, "lr_scheduler_")
+    assert scheduler.lr_scheduler_.optimizer is ae.net_.optimizer_
+
+
+class _LogToFile(Callback):
+    """Write each epoch's loss to an open file (a callback that cannot be
+    copied or pickled)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def on_epoch_end(self, net, **kwargs):
+        self.stream.write(f"{net.history[-1, 'train_loss']}\n")
+
+
+def test_callback_holding_an_open_file_is_accepted(X, tmp_path):
+    """Check that a callback that cannot be deep-copied works, as in skorch."""
+    with open(tmp_path / "log.txt", "w") as stream:
+        ae = Autoencoder(
+            n_components=3, max_iter=3, tol=0.0, callbacks=[_LogToFile(stream)]
+        )
+        with pytest.warns(ConvergenceWarning):
+            ae.fit(X)
+    lines = (tmp_path / "log.txt").read_text().splitlines()
+    np.testing.assert_allclose([float(v) for v in lines], ae.loss_curve_, rtol=1e-6)
 
 
 def test_loss_auto_picks_cross_entropy_for_unit_interval_data():
