@@ -25,6 +25,7 @@ from sklearn.model_selection._validation import (
 from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import _safe_split
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params, indexable
 
 from ._base import (
@@ -75,9 +76,11 @@ class BatchedGridSearchCV(BaseSearchCV):
     stopping epoch), to float32 rounding.
 
     The estimator is a skae autoencoder, or a
-    :class:`~sklearn.pipeline.Pipeline` whose first step is one: then the
-    autoencoders train batched and the later steps are fitted on their
-    codes for each candidate and fold. Candidates train together when
+    :class:`~sklearn.pipeline.Pipeline` with one: then the autoencoders
+    train batched and the later steps are fitted on their codes for each
+    candidate and fold. Steps before the autoencoder (a scaler) are fitted
+    once per fold, shared by every candidate, when the grid sets none of
+    their parameters. Candidates train together when
     their autoencoders have the same class, ``n_components``,
     ``hidden_layer_sizes``, ``activation``, ``loss``, kind of penalty and
     of noise, ``solver``, ``batch_size``, ``max_iter``, ``tol``,
@@ -87,8 +90,11 @@ class BatchedGridSearchCV(BaseSearchCV):
     ``validation_fraction``, ``random_state`` and the fold may differ. A
     group too large for the device's memory is trained in chunks. Any
     other candidate (another estimator, user ``callbacks``, the exact
-    Jacobian penalty ``jacobian="exact"``, fit parameters) is fitted one by
-    one as :class:`~sklearn.model_selection.GridSearchCV` would.
+    Jacobian penalty ``jacobian="exact"``, fit parameters, a grid over the
+    steps before the autoencoder) is fitted one by one as
+    :class:`~sklearn.model_selection.GridSearchCV` would, ``n_jobs`` at a
+    time. ``batched_`` records which fits trained batched; a search in
+    which none did warns and says why.
 
     Parameters
     ----------
@@ -119,6 +125,12 @@ class BatchedGridSearchCV(BaseSearchCV):
         5-fold, an int for that many folds (stratified for a classifier
         with a binary or multiclass target), a splitter or an iterable of
         (train, test) index arrays.
+
+    n_jobs : int, default=None
+        Number of jobs to run the fits that are not batched in parallel, as
+        in :class:`~sklearn.model_selection.GridSearchCV` (None means 1
+        unless in a :obj:`joblib.parallel_backend` context, -1 means all
+        processors). Batched training runs in this process.
 
     verbose : int, default=0
         Controls the verbosity: the higher, the more messages.
@@ -168,6 +180,10 @@ class BatchedGridSearchCV(BaseSearchCV):
     n_splits_ : int
         The number of cross-validation splits (folds/iterations).
 
+    batched_ : ndarray of shape (n_candidates, n_splits_), dtype=bool
+        Whether each candidate's fit on each fold trained batched (False:
+        fitted one by one, as ``GridSearchCV`` fits it).
+
     refit_time_ : float
         Seconds used for refitting the best model on the whole dataset.
         Only set if ``refit`` is not False.
@@ -210,7 +226,7 @@ class BatchedGridSearchCV(BaseSearchCV):
     _parameter_constraints: dict = {
         key: value
         for key, value in GridSearchCV._parameter_constraints.items()
-        if key not in ("n_jobs", "pre_dispatch")
+        if key != "pre_dispatch"
     }
 
     # Bytes one batched model may take; None measures the device's memory.
@@ -225,12 +241,14 @@ class BatchedGridSearchCV(BaseSearchCV):
         refit=True,
         cv=None,
         verbose=0,
+        n_jobs=None,
         error_score=np.nan,
         return_train_score=False,
     ):
         self.estimator = estimator
         self.param_grid = param_grid
         self.scoring = scoring
+        self.n_jobs = n_jobs
         self.refit = refit
         self.cv = cv
         self.verbose = verbose
@@ -246,6 +264,19 @@ class BatchedGridSearchCV(BaseSearchCV):
     def _run_search(self, evaluate_candidates):
         """Search all candidates in param_grid."""
         evaluate_candidates(ParameterGrid(self.param_grid))
+
+    def _report_batching(self, candidate_params):
+        """Warn when no fit of this round trained batched, and say why."""
+        batched = self.batched_[-len(candidate_params) :] if candidate_params else []
+        if len(candidate_params) and not np.any(batched):
+            reasons = sorted(set(self._not_batched_reasons)) or ["unknown"]
+            warnings.warn(
+                f"BatchedGridSearchCV trained none of the {batched.size} fits "
+                "batched; they ran one by one, as GridSearchCV runs them. "
+                f"Why: {'; '.join(reasons[:3])}.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     @_fit_context(
         # The estimator's parameters are validated by its own fit.
@@ -282,6 +313,8 @@ class BatchedGridSearchCV(BaseSearchCV):
         cv_orig = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         self.n_splits_ = cv_orig.get_n_splits(X, y, **routed_params.splitter.split)
         base_estimator = clone(self.estimator)
+        self.batched_ = np.zeros((0, self.n_splits_), dtype=bool)
+        self._not_batched_reasons = []
 
         all_candidate_params = []
         all_out = []
@@ -307,6 +340,7 @@ class BatchedGridSearchCV(BaseSearchCV):
             out = _Evaluation(self, base_estimator, X, y, scorers, routed_params).run(
                 candidate_params, cv_splits
             )
+            self._report_batching(candidate_params)
             if len(out) < 1:
                 raise ValueError(
                     "No fits were performed. Was the CV iterator empty? "
@@ -361,14 +395,19 @@ class BatchedGridSearchCV(BaseSearchCV):
 
 
 def _autoencoder(estimator):
-    """The autoencoder that trains batched: the estimator or a pipeline's first step."""
+    """The autoencoder that trains batched and its position in a pipeline.
+
+    The estimator itself (position None), or a pipeline's first skae
+    autoencoder (the steps before it are fitted once per fold); (None,
+    None) when there is none.
+    """
     if isinstance(estimator, _BaseAutoencoder):
-        return estimator
-    if isinstance(estimator, Pipeline) and estimator.steps:
-        first = estimator.steps[0][1]
-        if isinstance(first, _BaseAutoencoder):
-            return first
-    return None
+        return None, estimator
+    if isinstance(estimator, Pipeline):
+        for position, (_, step) in enumerate(estimator.steps):
+            if isinstance(step, _BaseAutoencoder):
+                return position, step
+    return None, None
 
 
 class _Task:
@@ -381,6 +420,9 @@ class _Task:
         self.train = train
         self.test = test
         self.result = None
+        self.reason = None  # why it is not batched, if it is not
+        self.position = None  # the autoencoder's position in a pipeline
+        self.fit_positions = None  # its training rows within the fold, if split
 
 
 class _Evaluation:
@@ -412,19 +454,32 @@ class _Evaluation:
                 groups[key].append(task)
         for key, members in groups.items():
             self._train_group(key, members)
+        batched = np.zeros((len(candidate_params), len(cv_splits)), dtype=bool)
         for task in tasks:
-            if task.result is None:
-                task.result = self._fit_and_score(task)
+            batched[task.candidate, task.split] = task.result is not None
+            if task.result is None and task.reason is None:
+                task.reason = "batched training failed; fitted one by one"
+        search = self.search
+        search.batched_ = np.concatenate([search.batched_, batched])
+        search._not_batched_reasons += [t.reason for t in tasks if t.reason]
+        # What could not be batched runs as GridSearchCV runs it.
+        sequential = [task for task in tasks if task.result is None]
+        results = Parallel(n_jobs=search.n_jobs)(
+            delayed(_fit_and_score)(
+                clone(self.base_estimator), self.X, self.y, **self._sequential(task)
+            )
+            for task in sequential
+        )
+        for task, result in zip(sequential, results):
+            task.result = result
         return [task.result for task in tasks]
 
     # ------------------------------------------------------------ one by one
 
-    def _fit_and_score(self, task):
+    def _sequential(self, task):
+        """``_fit_and_score``'s arguments for one task, as GridSearchCV's."""
         search = self.search
-        return _fit_and_score(
-            clone(self.base_estimator),
-            self.X,
-            self.y,
+        return dict(
             scorer=self.scorers,
             train=task.train,
             test=task.test,
@@ -446,8 +501,21 @@ class _Evaluation:
         """The fold's training data as split and as validated, cached."""
         if task.split not in self._folds:
             X_train, y_train = _safe_split(task.estimator, self.X, self.y, task.train)
-            self._folds[task.split] = [X_train, y_train, None]
+            self._folds[task.split] = [X_train, y_train, None, None]
         return self._folds[task.split]
+
+    @staticmethod
+    def _fit_leading(leading, X_train, y_train):
+        """Fit the steps before the autoencoder; (fitted steps, output)."""
+        fitted, Xt = [], X_train
+        for name, step in leading:
+            if step is None or step == "passthrough":
+                fitted.append((name, step))
+                continue
+            step = clone(step)
+            Xt = step.fit_transform(Xt, y_train)
+            fitted.append((name, step))
+        return fitted, Xt
 
     def _prepare(self, task):
         """Set up a task for batched training; its group key, or None.
@@ -457,19 +525,33 @@ class _Evaluation:
         then fails the same way, and reports it as scikit-learn does).
         """
         if self.fit_params:
+            task.reason = "fit parameters were given"
             return None
         try:
             estimator = clone(self.base_estimator).set_params(
                 **clone(task.parameters, safe=False)
             )
-            ae = _autoencoder(estimator)
-            if ae is None or ae.callbacks:
+            position, ae = _autoencoder(estimator)
+            if ae is None:
+                task.reason = "the estimator is not, or has no, skae autoencoder"
                 return None
-            task.estimator, task.ae = estimator, ae
+            if ae.callbacks:
+                task.reason = "the autoencoder has callbacks"
+                return None
+            leading = estimator.steps[:position] if position else []
+            names = {name for name, _ in leading}
+            if any(key.split("__")[0] in names for key in task.parameters):
+                task.reason = "the grid sets parameters of steps before the autoencoder"
+                return None
+            task.estimator, task.ae, task.position = estimator, ae, position
             fold = self._fold(task)
             start = time.time()
             ae._validate_params()
-            X_train = ae._validate_X(fold[0], reset=True)
+            if leading and fold[3] is None:
+                # Fitted once per fold, shared by every candidate.
+                fold[3] = self._fit_leading(leading, fold[0], fold[1])
+            X_in = fold[3][1] if leading else fold[0]
+            X_train = ae._validate_X(X_in, reset=True)
             if fold[2] is None:
                 fold[2] = X_train
             task.loss = ae._resolve_loss(fold[2], continuing=False)
@@ -479,16 +561,22 @@ class _Evaluation:
             corrupt = ae._corruption(fold[2])
             device = resolve_device(ae.device)
             task.seed = ae._draw_seed()
-            rows = np.asarray(task.train)
+            # Rows of the tensor that the net trains on: of X, or of the
+            # fold's transformed training data when steps come first.
+            rows = np.arange(len(fold[2])) if leading else np.asarray(task.train)
             task.valid_rows = None
             if ae.early_stopping:
                 positions = np.arange(len(rows))[:, None]
                 train, valid = ae._split_validation(positions, task.seed)
+                # The net is built on the training part, as fit builds it.
+                task.fit_positions = train[:, 0]
                 rows, task.valid_rows = rows[train[:, 0]], rows[valid[:, 0]]
             task.train_rows = rows
             task.epochs = ae._max_epochs(len(rows))
             task.prepare_time = time.time() - start
-        except Exception:
+        except Exception as exc:
+            # The sequential fit fails the same way and reports it.
+            task.reason = f"setting up failed ({type(exc).__name__}: {exc})"
             return None
         if penalty is None:
             penalty_key = None
@@ -497,8 +585,10 @@ class _Evaluation:
             fixed = {k: v for k, v in penalty.keywords.items() if k not in ndims}
             penalty_key = (penalty.func, tuple(penalty.keywords), tuple(fixed.items()))
         else:
+            task.reason = f"its penalty ({penalty.func.__name__}) has no batched form"
             return None
         return (
+            task.split if leading else None,
             type(ae),
             fold[2].shape[1],
             ae.n_components,
@@ -519,7 +609,14 @@ class _Evaluation:
         )
 
     def _tensor(self, task, device):
-        """X as float32 on the device, validated as the estimator validates it."""
+        """X as float32 on the device, validated as the estimator validates it
+        (for a pipeline with steps before the autoencoder: the fold's
+        transformed training data)."""
+        if task.position:
+            key = (device, task.split)
+            if key not in self._tensors:
+                self._tensors[key] = _as_tensor(self._folds[task.split][2], device)
+            return self._tensors[key]
         if device not in self._tensors:
             X = clone(task.ae)._validate_X(self.X, reset=True)
             self._tensors[device] = _as_tensor(X, device)
@@ -574,7 +671,10 @@ class _Evaluation:
     def _train_chunk(self, chunk, X, device):
         nets = []
         for task in chunk:
-            net = task.ae._build_net(self._folds[task.split][2], task.seed, task.loss)
+            X_fit = self._folds[task.split][2]
+            if task.fit_positions is not None:
+                X_fit = X_fit[task.fit_positions]
+            net = task.ae._build_net(X_fit, task.seed, task.loss)
             net.initialize()
             nets.append(net)
         ae = chunk[0].ae
@@ -625,13 +725,22 @@ class _Evaluation:
                 )
             ae._warn_if_constant(net, ae.loss_curve_)
             if estimator is not ae:
-                X_train, y_train, _ = self._folds[task.split]
-                name = estimator.steps[0][0]
-                estimator.steps[0] = (name, FrozenEstimator(ae))
+                X_train, y_train, _, prepped = self._folds[task.split]
+                fitted = list(prepped[0]) if prepped else []
+                position = task.position or 0
+                fitted.append((estimator.steps[position][0], ae))
+                # The fitted steps, frozen, so that fit trains only the rest.
+                for i, (name, step) in enumerate(fitted):
+                    frozen = (
+                        step
+                        if step in (None, "passthrough")
+                        else (FrozenEstimator(step))
+                    )
+                    estimator.steps[i] = (name, frozen)
                 try:
                     estimator.fit(X_train, y_train)
                 finally:
-                    estimator.steps[0] = (name, ae)
+                    estimator.steps[: len(fitted)] = fitted
         except Exception as exc:
             if self.error_score == "raise":
                 raise
@@ -663,7 +772,7 @@ class _Evaluation:
             )
             score_time = time.time() - start
             if search.return_train_score:
-                X_train, y_train, _ = self._folds[task.split]
+                X_train, y_train = self._folds[task.split][:2]
                 train_scores = _score(
                     estimator,
                     X_train,

@@ -555,8 +555,16 @@ def test_callbacks_entries(callbacks):
 
 def test_callbacks_accepted_forms():
     """Check that skorch's callback forms all pass the callbacks check."""
-    callbacks = [Callback(), Callback, ("named", Callback()), ("disabled", None)]
-    _make(Autoencoder, callbacks=callbacks).fit(_data())
+    named = Callback()
+    callbacks = [Callback(), Callback, ("named", named), ("disabled", None)]
+    est = _make(Autoencoder, callbacks=callbacks).fit(_data())
+    # Each form reached training: the instance given under its name, the
+    # class instantiated, the disabled one left out.
+    fitted = dict(est.net_.callbacks_)
+    assert fitted["named"] is named
+    assert fitted.get("disabled") is None
+    user = [cb for name, cb in est.net_.callbacks_ if type(cb) is Callback]
+    assert len(user) == 3
 
 
 @pytest.mark.parametrize("device", ["bogus", "", "CPU", "gpu", "cuda:x"])

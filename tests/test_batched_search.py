@@ -96,6 +96,10 @@ def _check_against_sequential(X, estimator, grid):
         estimator, grid, cv=CV, scoring=_capturing_scorer(fitted), refit=False
     )
     search.fit(X)
+    # Every fit trained batched: the comparison below is batched training
+    # against sequential fits, not sequential against sequential.
+    assert search.batched_.shape == (len(search.cv_results_["params"]), 3)
+    assert search.batched_.all()
     assert len(fitted) == len(search.cv_results_["params"]) * 3
     for ours, X_test in fitted:
         params = {name: ours.get_params()[name] for name in grid}
@@ -397,3 +401,61 @@ def test_batched_fits_use_the_auto_step_budget():
     assert len(fitted) == 4
     for est in fitted:
         assert 200 < est.n_iter_ < est._max_epochs(X.shape[0] // 2)
+
+
+def test_pipeline_with_a_scaler_first_trains_batched(digits):
+    """Check that a pipeline whose autoencoder follows a scaler trains batched
+    (the scaler fitted once per fold) and matches GridSearchCV's results."""
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = digits
+    pipe = make_pipeline(
+        StandardScaler(),
+        Autoencoder(n_components=4, hidden_layer_sizes=(), **FAST),
+        RidgeClassifier(),
+    )
+    grid = {"autoencoder__alpha": [1e-4, 1e-2], "ridgeclassifier__alpha": [1.0, 10.0]}
+    ours = BatchedGridSearchCV(pipe, grid, cv=CV).fit(X, y)
+    assert ours.batched_.all()
+    theirs = GridSearchCV(pipe, grid, cv=CV).fit(X, y)
+    np.testing.assert_allclose(
+        ours.cv_results_["mean_test_score"],
+        theirs.cv_results_["mean_test_score"],
+        atol=0.02,
+    )
+    assert ours.best_params_ == theirs.best_params_
+
+
+def test_search_over_the_scaler_is_sequential_and_says_so(digits):
+    """Check that a grid over a step before the autoencoder runs one by one,
+    with a warning that says why, and batched_ all False."""
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = digits
+    pipe = make_pipeline(
+        StandardScaler(), Autoencoder(n_components=3, **FAST), RidgeClassifier()
+    )
+    search = BatchedGridSearchCV(
+        pipe, {"standardscaler__with_mean": [True, False]}, cv=CV
+    )
+    with pytest.warns(UserWarning, match="trained none of the 6 fits batched.*steps"):
+        search.fit(X, y)
+    assert not search.batched_.any()
+
+
+def test_n_jobs_runs_the_sequential_fits_in_parallel(X):
+    """Check that n_jobs is accepted and gives the results of n_jobs=None."""
+    est = Autoencoder(n_components=2, **FAST)
+    grid = {"alpha": [1e-4, 1e-2]}
+    fit_params = {}
+    # Callbacks keep every fit sequential: n_jobs is what runs them.
+    est.set_params(callbacks=[PrintLog(sink=lambda *a: None)])
+    with pytest.warns(UserWarning, match="has callbacks"):
+        one = BatchedGridSearchCV(est, grid, cv=CV, n_jobs=None).fit(X, **fit_params)
+    with pytest.warns(UserWarning, match="has callbacks"):
+        two = BatchedGridSearchCV(est, grid, cv=CV, n_jobs=2).fit(X, **fit_params)
+    np.testing.assert_allclose(
+        one.cv_results_["mean_test_score"],
+        two.cv_results_["mean_test_score"],
+        rtol=1e-5,
+    )
