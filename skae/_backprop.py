@@ -30,36 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._modules import _ACTIVATIONS, _IN_PLACE_ACTIVATIONS
-from ._objectives import activation_derivative, activation_second_derivative
+from ._activations import ACTIVATIONS
 
 __all__ = ["EncoderPass", "Plan", "backprop", "register_penalty_gradient"]
-
-
-def _tanh_backward(grad, out):
-    # grad * (1 - out^2), as grad - grad * out^2: two operations.
-    return torch.addcmul(grad, grad, out.square(), value=-1)
-
-
-def _sigmoid_backward(grad, out):
-    # grad * out * (1 - out), as g - g * out with g = grad * out.
-    g = grad * out
-    return g.addcmul_(g, out, value=-1)
-
-
-def _relu_backward(grad, out):
-    # grad where out > 0, else 0: sign(out) is that 0/1 mask for out >= 0,
-    # and a float product is several times faster than a boolean mask here.
-    return grad.mul_(torch.sign(out))
-
-
-# grad * f'(a) from the activation's output, fused (None: the identity).
-_BACKWARD = {
-    "identity": None,
-    "logistic": _sigmoid_backward,
-    "tanh": _tanh_backward,
-    "relu": _relu_backward,
-}
 
 
 # Penalty functions with a written-out gradient: func -> gradient, where
@@ -105,13 +78,13 @@ class EncoderPass:
     def derivatives(self):
         if self._activation == "identity":
             return [None] * len(self._outputs)
-        return [activation_derivative(z, self._activation) for z in self._outputs]
+        derivative = ACTIVATIONS[self._activation].derivative
+        return [derivative(z) for z in self._outputs]
 
     @functools.cached_property
     def second_derivatives(self):
-        return [
-            activation_second_derivative(z, self._activation) for z in self._outputs
-        ]
+        second = ACTIVATIONS[self._activation].second_derivative
+        return [None if second is None else second(z) for z in self._outputs]
 
 
 def _penalty_gradients(penalty, module, x_in, codes, generator, encoder):
@@ -152,9 +125,10 @@ class Plan:
 
     def __init__(self, module):
         self.activation = module.activation
-        activation_type = _ACTIVATIONS[module.activation]
-        self.in_place = _IN_PLACE_ACTIVATIONS[module.activation]
-        self.backward = _BACKWARD[module.activation]
+        activation = ACTIVATIONS[module.activation]
+        activation_type = activation.module
+        self.in_place = activation.in_place
+        self.backward = activation.backward
         self.offset = module.input_offset
         self.scale = module.input_scale
         self.target_offset = module.target_offset

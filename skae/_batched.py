@@ -29,6 +29,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from ._activations import ACTIVATIONS
 from ._engine import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
 
 __all__ = [
@@ -37,13 +38,6 @@ __all__ = [
     "fit_nets",
     "member_bytes",
 ]
-
-_ACTIVATIONS = {
-    "identity": lambda h: h,
-    "logistic": torch.sigmoid,
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-}
 
 
 def member_bytes(n_features, layer_sizes, batch_size, load_best=False):
@@ -202,7 +196,7 @@ class _StackedModule:
         self.input_offset = offset  # (M, n_features)
         self.input_scale = scale  # (M, n_features)
         self.activation = activation
-        self._act = _ACTIVATIONS[activation]
+        self._act = ACTIVATIONS[activation].function
 
     def select(self, index):
         def pick(layers):

@@ -5,22 +5,9 @@ import math
 import torch
 from torch import nn
 
+from ._activations import ACTIVATIONS
+
 __all__ = ["AutoencoderModule"]
-
-# The activations applied in place, on tensors that no gradient flows through.
-_IN_PLACE_ACTIVATIONS = {
-    "identity": None,
-    "logistic": torch.sigmoid_,
-    "tanh": torch.tanh_,
-    "relu": torch.relu_,
-}
-
-_ACTIVATIONS = {
-    "identity": nn.Identity,
-    "logistic": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-}
 
 
 def _linear(n_in, n_out, generator):
@@ -42,7 +29,7 @@ def _stack(sizes, activation, last_activation, generator):
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(_linear(n_in, n_out, generator))
         if i < len(sizes) - 2 or last_activation:
-            layers.append(_ACTIVATIONS[activation]())
+            layers.append(ACTIVATIONS[activation].module())
     return nn.Sequential(*layers)
 
 
@@ -187,7 +174,7 @@ class AutoencoderModule(nn.Module):
         layers = [(weight, bias)] + [
             (layer.weight, layer.bias) for layer in self.encoder[2::2]
         ]
-        activate = _IN_PLACE_ACTIVATIONS[self.activation]
+        activate = ACTIVATIONS[self.activation].in_place
         last = len(layers) - 1
 
         def encode(x, out=None):

@@ -10,9 +10,9 @@ caller, so a weight may be a tensor broadcasting over those leading axes.
 import torch
 import torch.nn.functional as F
 
+from ._activations import ACTIVATIONS
+
 __all__ = [
-    "activation_derivative",
-    "activation_second_derivative",
     "contractive_closed_form",
     "contractive_exact",
     "contractive_projection",
@@ -167,30 +167,6 @@ def l1_sparsity(codes, decoder_weight):
     return (codes.abs().mean(dim=-2) * column_norms).sum(dim=-1)
 
 
-def activation_derivative(codes, activation):
-    """Derivative ``f'(a)`` of an activation, written in terms of ``f(a)``."""
-    if activation == "logistic":
-        return codes * (1 - codes)
-    if activation == "tanh":
-        return 1 - codes.square()
-    if activation == "relu":
-        return (codes > 0).to(codes.dtype)
-    return torch.ones_like(codes)
-
-
-def activation_second_derivative(codes, activation):
-    """Second derivative ``f''(a``) in terms of ``f(a)``; None where it is 0.
-
-    None for the identity and ReLU (zero almost everywhere, as autograd
-    takes it).
-    """
-    if activation == "logistic":
-        return activation_derivative(codes, activation) * (1 - 2 * codes)
-    if activation == "tanh":
-        return -2 * codes * activation_derivative(codes, activation)
-    return None
-
-
 def contractive_closed_form(codes, weight, activation):
     """Squared Frobenius norm of the Jacobian of one encoder layer.
 
@@ -210,7 +186,7 @@ def contractive_closed_form(codes, weight, activation):
     penalty : Tensor of shape (...)
     """
     row_norms = weight.square().sum(dim=-1).unsqueeze(-2)
-    fprime = activation_derivative(codes, activation)
+    fprime = ACTIVATIONS[activation].derivative(codes)
     return (fprime.square() * row_norms).sum(dim=-1).mean(dim=-1)
 
 

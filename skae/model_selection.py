@@ -114,6 +114,12 @@ class BatchedGridSearchCV(BaseSearchCV):
         uses the estimator's ``score`` method (for an autoencoder, the mean
         negative reconstruction error).
 
+    n_jobs : int, default=None
+        Number of jobs to run the fits that are not batched in parallel, as
+        in :class:`~sklearn.model_selection.GridSearchCV` (None means 1
+        unless in a :obj:`joblib.parallel_backend` context, -1 means all
+        processors). Batched training runs in this process.
+
     refit : bool, str, or callable, default=True
         Refit an estimator using the best found parameters on the whole
         dataset, as in :class:`~sklearn.model_selection.GridSearchCV`. The
@@ -125,12 +131,6 @@ class BatchedGridSearchCV(BaseSearchCV):
         5-fold, an int for that many folds (stratified for a classifier
         with a binary or multiclass target), a splitter or an iterable of
         (train, test) index arrays.
-
-    n_jobs : int, default=None
-        Number of jobs to run the fits that are not batched in parallel, as
-        in :class:`~sklearn.model_selection.GridSearchCV` (None means 1
-        unless in a :obj:`joblib.parallel_backend` context, -1 means all
-        processors). Batched training runs in this process.
 
     verbose : int, default=0
         Controls the verbosity: the higher, the more messages.
@@ -238,10 +238,10 @@ class BatchedGridSearchCV(BaseSearchCV):
         param_grid,
         *,
         scoring=None,
+        n_jobs=None,
         refit=True,
         cv=None,
         verbose=0,
-        n_jobs=None,
         error_score=np.nan,
         return_train_score=False,
     ):
