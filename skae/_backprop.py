@@ -10,9 +10,9 @@ activation derivatives, written in terms of the activations' outputs), so
 the gradients agree with autograd's to float32 rounding
 (``tests/test_backprop.py``).
 
-A penalty whose function registered a written-out gradient
-(``register_penalty_gradient``: the KL and L1 sparsity penalties and the
-projection estimate of the contractive penalty) uses it. Any other penalty
+A penalty that carries a written-out gradient (``Penalty.gradient``, see
+``_penalty.py``: the KL and L1 sparsity penalties and the projection
+estimate of the contractive penalty) uses it. Any other penalty
 goes through autograd, on a graph of its own that starts at the codes
 (``codes.detach().requires_grad_()``) and at whatever parameters it reads
 (a code layer's weights, an encoder Jacobian recomputed from the input).
@@ -32,20 +32,7 @@ from torch import nn
 
 from ._activations import ACTIVATIONS
 
-__all__ = ["EncoderPass", "Plan", "backprop", "register_penalty_gradient"]
-
-
-# Penalty functions with a written-out gradient: func -> gradient, where
-# ``gradient(module, x, codes, generator, encoder, **keywords)`` (``encoder``
-# an EncoderPass) returns what ``_penalty_gradients`` does. Used for
-# ``functools.partial(func, **keywords)`` penalties; any other penalty goes
-# through autograd.
-_WRITTEN_OUT_PENALTIES = {}
-
-
-def register_penalty_gradient(func, gradient):
-    """Give the penalty function ``func`` a written-out gradient."""
-    _WRITTEN_OUT_PENALTIES[func] = gradient
+__all__ = ["EncoderPass", "Plan", "backprop"]
 
 
 class EncoderPass:
@@ -96,7 +83,7 @@ def _penalty_gradients(penalty, module, x_in, codes, generator, encoder):
     gradient with respect to that layer's pre-activation (for penalties
     that depend on the activations' derivatives).
     """
-    gradient = _WRITTEN_OUT_PENALTIES.get(getattr(penalty, "func", None))
+    gradient = getattr(penalty, "gradient", None)
     if gradient is not None:
         return gradient(module, x_in, codes, generator, encoder, **penalty.keywords)
     params = [p for p in module.parameters() if p.requires_grad]

@@ -1,18 +1,18 @@
 """Contractive autoencoder: codes insensitive to small input changes."""
 
-from functools import partial
 from numbers import Integral, Real
 
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._backprop import register_penalty_gradient
 from ._base import _BaseAutoencoder
+from ._batched import contractive_projection_stacked
 from ._objectives import (
     contractive_closed_form,
     contractive_exact,
     contractive_projection,
 )
+from ._penalty import make_penalty
 
 
 def _closed_form_penalty(module, x, codes, generator, *, weight):
@@ -344,16 +344,20 @@ class ContractiveAutoencoder(_BaseAutoencoder):
     def _penalty(self):
         method = self._jacobian()
         if method == "closed_form":
-            return partial(_closed_form_penalty, weight=self.contraction_weight)
+            return make_penalty(
+                _closed_form_penalty,
+                stacked_ndims={"weight": 1},
+                weight=self.contraction_weight,
+            )
         if method == "exact":
-            return partial(_exact_penalty, weight=self.contraction_weight)
-        return partial(
+            # Autograd's Jacobian per sample: neither written out nor batched.
+            return make_penalty(_exact_penalty, weight=self.contraction_weight)
+        # Gradients written out (no double backward through autograd).
+        return make_penalty(
             _projection_penalty,
+            gradient=_projection_gradient,
+            stacked_ndims={"weight": 1},
+            stacked=contractive_projection_stacked,
             weight=self.contraction_weight,
             n_projections=self.n_projections,
         )
-
-
-# Training computes the projection estimate's gradients directly (no double
-# backward through autograd).
-register_penalty_gradient(_projection_penalty, _projection_gradient)

@@ -1,12 +1,10 @@
 """Sparse autoencoder: L1 or KL-divergence sparsity on the codes."""
 
 import math
-from functools import partial
 from numbers import Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._backprop import register_penalty_gradient
 from ._base import _BaseAutoencoder
 from ._objectives import (
     kl_divergence_sparsity,
@@ -14,6 +12,7 @@ from ._objectives import (
     l1_sparsity,
     l1_sparsity_gradient,
 )
+from ._penalty import make_penalty
 
 # sparsity_weight="auto": beta for KL, lambda for L1 (see the docstring).
 _AUTO_WEIGHTS = {"kl": 5.0, "l1": 0.1}
@@ -38,11 +37,6 @@ def _l1_gradient(module, x, codes, generator, encoder, *, weight):
         codes, decoder_weight, weight
     )
     return penalty, code_grad, {decoder_weight: weight_grad}, {}
-
-
-# Training computes these penalties' gradients directly (no autograd graph).
-register_penalty_gradient(_kl_penalty, _kl_gradient)
-register_penalty_gradient(_l1_penalty, _l1_gradient)
 
 
 class SparseAutoencoder(_BaseAutoencoder):
@@ -334,5 +328,18 @@ class SparseAutoencoder(_BaseAutoencoder):
     def _penalty(self):
         weight = self._sparsity_weight()
         if self.sparsity == "kl":
-            return partial(_kl_penalty, weight=weight, target=self.sparsity_target)
-        return partial(_l1_penalty, weight=weight)
+            # Gradients written out (no autograd graph); batched with the
+            # weight and the target differing between nets.
+            return make_penalty(
+                _kl_penalty,
+                gradient=_kl_gradient,
+                stacked_ndims={"weight": 1, "target": 2},
+                weight=weight,
+                target=self.sparsity_target,
+            )
+        return make_penalty(
+            _l1_penalty,
+            gradient=_l1_gradient,
+            stacked_ndims={"weight": 1},
+            weight=weight,
+        )

@@ -810,7 +810,10 @@ def _restore_hook_tensors(file, net, saved):
             restored[key] = torch.from_numpy(array).to(like.device)
         if restored:
             keywords = {**hook.keywords, **restored}
-            setattr(net, name, partial(hook.func, *hook.args, **keywords))
+            # A copy of the hook (a Penalty keeps its attributes).
+            restored_hook = type(hook)(hook.func, *hook.args, **keywords)
+            restored_hook.__dict__.update(getattr(hook, "__dict__", {}))
+            setattr(net, name, restored_hook)
 
 
 def _restore_history(file, net, history):

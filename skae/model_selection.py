@@ -37,27 +37,12 @@ from ._base import (
 )
 from ._batched import (
     StackedPenalty,
-    contractive_projection_stacked,
     fit_nets,
     member_bytes,
 )
-from ._contractive import _closed_form_penalty, _projection_penalty
 from ._engine import resolve_device
-from ._sparse import _kl_penalty, _l1_penalty
 
 __all__ = ["BatchedGridSearchCV"]
-
-# The penalty hooks that train batched: the number of dimensions each
-# keyword that may vary within a batch takes when stacked, and the batched
-# replacement of a hook that cannot run over a model axis as it is (see
-# StackedPenalty). Other keywords must be equal within a batch. Other hooks
-# (the exact Jacobian of a deep encoder) are fitted one by one.
-_BATCHED_PENALTIES = {
-    _kl_penalty: ({"weight": 1, "target": 2}, None),
-    _l1_penalty: ({"weight": 1}, None),
-    _closed_form_penalty: ({"weight": 1}, None),
-    _projection_penalty: ({"weight": 1}, contractive_projection_stacked),
-}
 
 # Memory for one batched model when psutil cannot tell what the CPU has.
 _DEFAULT_CPU_BUDGET = 2 * 2**30
@@ -580,8 +565,8 @@ class _Evaluation:
             return None
         if penalty is None:
             penalty_key = None
-        elif penalty.func in _BATCHED_PENALTIES:
-            ndims, _ = _BATCHED_PENALTIES[penalty.func]
+        elif getattr(penalty, "stacked_ndims", None) is not None:
+            ndims = penalty.stacked_ndims
             fixed = {k: v for k, v in penalty.keywords.items() if k not in ndims}
             penalty_key = (penalty.func, tuple(penalty.keywords), tuple(fixed.items()))
         else:
@@ -680,9 +665,11 @@ class _Evaluation:
         ae = chunk[0].ae
         penalty = None
         if nets[0].penalty is not None:
-            ndims, batched = _BATCHED_PENALTIES[nets[0].penalty.func]
+            first = nets[0].penalty
             penalties = [net.penalty for net in nets]
-            penalty = StackedPenalty(penalties, ndims, device, batched)
+            penalty = StackedPenalty(
+                penalties, first.stacked_ndims, device, first.stacked
+            )
         valid_rows = None
         if ae.early_stopping:
             valid_rows = [torch.as_tensor(t.valid_rows, device=device) for t in chunk]

@@ -326,3 +326,30 @@ def test_sparsity_gradients_at_their_edges():
     torch.testing.assert_close(code_grad, leaves[0].grad)
     torch.testing.assert_close(weight_grad, leaves[1].grad)
     assert torch.isfinite(weight_grad).all() and weight_grad[:, 2].abs().max() == 0
+
+
+def test_penalty_objects_carry_their_gradient_and_batched_form():
+    """Check that a penalty is one object: value, written-out gradient and
+    stacked form travel with it (no registry filled at import), and survive
+    pickling and a change of keywords."""
+    import pickle
+
+    from skae import ContractiveAutoencoder, SparseAutoencoder
+
+    kl = SparseAutoencoder(sparsity_weight=2.0)._penalty()
+    l1 = SparseAutoencoder(sparsity="l1")._penalty()
+    projection = ContractiveAutoencoder(
+        hidden_layer_sizes=(4,), jacobian="projection"
+    )._penalty()
+    exact = ContractiveAutoencoder(hidden_layer_sizes=(4,), jacobian="exact")._penalty()
+    closed = ContractiveAutoencoder(hidden_layer_sizes=())._penalty()
+    for penalty in (kl, l1, projection):
+        assert callable(penalty.gradient)
+    assert exact.gradient is None and closed.gradient is None
+    assert kl.stacked_ndims == {"weight": 1, "target": 2}
+    assert exact.stacked_ndims is None  # trains one by one
+    assert projection.stacked is not None and kl.stacked is None
+    again = pickle.loads(pickle.dumps(kl))
+    assert again.gradient is kl.gradient and again.keywords == kl.keywords
+    changed = kl.with_keywords(weight=7.0)
+    assert changed.keywords["weight"] == 7.0 and changed.gradient is kl.gradient
