@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from skae._modules import AutoencoderModule  # noqa: E402
+from skae._nn.modules import AutoencoderModule  # noqa: E402
 
 BATCH_SIZE = 256
 LR = 1e-3

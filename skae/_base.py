@@ -25,15 +25,15 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import Callback
 from torch.utils.data import TensorDataset
 
-from ._engine import (
+from ._engine.net import (
     AutoencoderNet,
     PlateauStopping,
     ProgressBar,
     ReconstructionLoss,
     resolve_device,
 )
-from ._modules import AutoencoderModule
-from ._parallel import limit_threads
+from ._engine.parallel import limit_threads
+from ._nn.modules import AutoencoderModule
 
 # Rows per block at inference, which bounds memory. Every block has exactly
 # this many rows (the last one is zero-padded), so each row meets the same

@@ -6,13 +6,13 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseAutoencoder
-from ._batched import contractive_projection_stacked
-from ._objectives import (
+from ._engine.batched import contractive_projection_stacked
+from ._nn.objectives import (
     contractive_closed_form,
     contractive_exact,
     contractive_projection,
 )
-from ._penalty import make_penalty
+from ._nn.penalty import make_penalty
 
 
 def _closed_form_penalty(module, x, codes, generator, *, weight):

@@ -6,13 +6,13 @@ from numbers import Real
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseAutoencoder
-from ._objectives import (
+from ._nn.objectives import (
     kl_divergence_sparsity,
     kl_divergence_sparsity_gradient,
     l1_sparsity,
     l1_sparsity_gradient,
 )
-from ._penalty import make_penalty
+from ._nn.penalty import make_penalty
 
 # sparsity_weight="auto": beta for KL, lambda for L1 (see the docstring).
 _AUTO_WEIGHTS = {"kl": 5.0, "l1": 0.1}

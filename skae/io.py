@@ -85,7 +85,7 @@ from . import __version__
 from ._autoencoder import Autoencoder
 from ._contractive import ContractiveAutoencoder
 from ._denoising import DenoisingAutoencoder
-from ._engine import resolve_device
+from ._engine.net import resolve_device
 from ._sparse import SparseAutoencoder
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]

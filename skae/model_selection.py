@@ -35,12 +35,12 @@ from ._base import (
     _constant_loss,
     _OutOfMemoryError,
 )
-from ._batched import (
+from ._engine.batched import (
     StackedPenalty,
     fit_nets,
     member_bytes,
 )
-from ._engine import resolve_device
+from ._engine.net import resolve_device
 
 __all__ = ["BatchedGridSearchCV"]
 
@@ -165,7 +165,7 @@ class BatchedGridSearchCV(BaseSearchCV):
     n_splits_ : int
         The number of cross-validation splits (folds/iterations).
 
-    batched_ : ndarray of shape (n_candidates, n_splits_), dtype=bool
+    batched_ : ndarray of shape (n_candidates, n_splits), dtype=bool
         Whether each candidate's fit on each fold trained batched (False:
         fitted one by one, as ``GridSearchCV`` fits it).
 

@@ -17,16 +17,16 @@ from skae import (
     ContractiveAutoencoder,
     DenoisingAutoencoder,
     SparseAutoencoder,
-    _engine,
 )
-from skae._backprop import Plan, backprop
 from skae._contractive import (
     _closed_form_penalty,
     _exact_penalty,
     _projection_penalty,
 )
-from skae._modules import AutoencoderModule
-from skae._objectives import (
+from skae._engine import net as _engine
+from skae._nn.backprop import Plan, backprop
+from skae._nn.modules import AutoencoderModule
+from skae._nn.objectives import (
     kl_divergence_sparsity,
     kl_divergence_sparsity_gradient,
     l1_sparsity,

@@ -160,3 +160,40 @@ def test_readme_keeps_the_test_command_line():
         " && python -m pytest -q tests"
     )
     assert command in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _imports(path):
+    """The modules a source file imports, absolute (relative ones resolved)."""
+    import ast
+
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                names.append(".".join(base + ([node.module] if node.module else [])))
+            else:
+                names.append(node.module)
+    return names
+
+
+@pytest.mark.parametrize(
+    "layer, allowed_skae, forbidden",
+    [
+        ("_nn", ("skae._nn",), ("sklearn", "skorch")),
+        ("_engine", ("skae._nn", "skae._engine"), ("sklearn",)),
+    ],
+)
+def test_layers_import_only_downwards(layer, allowed_skae, forbidden):
+    """Check the layout's one-way dependencies: skae/_nn is torch alone,
+    skae/_engine builds on it alone, neither imports an estimator."""
+    for path in sorted((ROOT / "skae" / layer).glob("*.py")):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            assert top not in forbidden, f"{path.name} imports {name}"
+            if top == "skae":
+                assert name.startswith(allowed_skae), f"{path.name} imports {name}"

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
 from skae import Autoencoder, SparseAutoencoder
-from skae._parallel import limit_threads
+from skae._engine.parallel import limit_threads
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")

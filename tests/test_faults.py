@@ -20,7 +20,7 @@ from skae import (
     SparseAutoencoder,
 )
 from skae._base import _OutOfMemoryError
-from skae._engine import AutoencoderNet
+from skae._engine.net import AutoencoderNet
 
 ESTIMATORS = [
     Autoencoder,

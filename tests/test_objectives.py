@@ -20,11 +20,11 @@ from skae import (
     ContractiveAutoencoder,
     DenoisingAutoencoder,
     SparseAutoencoder,
-    _engine,
 )
-from skae._engine import AutoencoderNet
-from skae._modules import AutoencoderModule
-from skae._objectives import (
+from skae._engine import net as _engine
+from skae._engine.net import AutoencoderNet
+from skae._nn.modules import AutoencoderModule
+from skae._nn.objectives import (
     contractive_closed_form,
     contractive_exact,
     contractive_projection,

@@ -17,8 +17,8 @@ from skorch.utils import TeeGenerator
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._backprop import Plan, backprop
-from ._objectives import reconstruction_error
+from .._nn.backprop import Plan, backprop
+from .._nn.objectives import reconstruction_error
 
 __all__ = [
     "AutoencoderNet",

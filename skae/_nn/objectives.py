@@ -10,7 +10,7 @@ caller, so a weight may be a tensor broadcasting over those leading axes.
 import torch
 import torch.nn.functional as F
 
-from ._activations import ACTIVATIONS
+from .activations import ACTIVATIONS
 
 __all__ = [
     "contractive_closed_form",

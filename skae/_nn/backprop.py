@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._activations import ACTIVATIONS
+from .activations import ACTIVATIONS
 
 __all__ = ["EncoderPass", "Plan", "backprop"]
 

@@ -29,8 +29,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from ._activations import ACTIVATIONS
-from ._engine import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
+from .._nn.activations import ACTIVATIONS
+from .net import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
 
 __all__ = [
     "StackedPenalty",

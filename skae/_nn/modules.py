@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from ._activations import ACTIVATIONS
+from .activations import ACTIVATIONS
 
 __all__ = ["AutoencoderModule"]
 
