@@ -80,7 +80,9 @@ def quiet(fn, *args, **kwargs):
     that learned nothing), is passed on.
     """
     with warnings.catch_warnings(record=True) as records:
-        warnings.simplefilter("always")
+        # "default": each distinct warning once per call (and once per
+        # joblib worker, to which scikit-learn passes the filters on).
+        warnings.simplefilter("default")
         result = fn(*args, **kwargs)
     for w in records:
         if issubclass(w.category, ConvergenceWarning) and "Maximum iterations" in str(

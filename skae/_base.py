@@ -25,6 +25,10 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import Callback
 from torch.utils.data import TensorDataset
 
+from ._engine.inference import NonFiniteLayer as _NonFiniteLayer
+from ._engine.inference import OutOfMemoryError as _OutOfMemoryError
+from ._engine.inference import as_tensor as _as_tensor
+from ._engine.inference import map_rows
 from ._engine.net import (
     AutoencoderNet,
     PlateauStopping,
@@ -34,18 +38,7 @@ from ._engine.net import (
 )
 from ._engine.parallel import limit_threads
 from ._nn.modules import AutoencoderModule
-
-# Rows per block at inference, which bounds memory. Every block has exactly
-# this many rows (the last one is zero-padded), so each row meets the same
-# kernels whatever the batch around it. The same array gives the same bits on
-# every call; a row's result does not depend on the other rows or their order
-# beyond float32 rounding: BLAS may round a row differently by its position
-# within a tile of the matrix product (a few ulps), which no BLAS promises not
-# to do.
-_INFERENCE_BLOCK = 1024
-
-# torch.OutOfMemoryError appeared in torch 2.5; the CUDA one is older.
-_OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+from ._units import _FLOAT32_MAX, _moments, _units
 
 # How far outside [0, 1] a value may lie and still count as inside for
 # cross-entropy: a few float32 ulps at 1, far above float64 rounding errors.
@@ -67,9 +60,6 @@ _AUTO_MAX_STEPS = 50_000
 # A fit whose best training loss is above this fraction of the best constant
 # reconstruction's learned nothing (see _warn_if_constant).
 _CONSTANT_FRACTION = 0.99
-
-# The network computes in float32: larger float64 values become infinite.
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @contextmanager
@@ -165,76 +155,6 @@ def _budget_note(max_iter):
         f" (max_iter='auto': {_AUTO_MAX_STEPS} optimizer steps, at least "
         f"{_AUTO_MIN_EPOCHS} epochs; set max_iter to train longer)"
     )
-
-
-class _NonFiniteLayer(Exception):
-    """A network layer's output is not finite (raised to _map_blocks)."""
-
-
-def _viewable(X):
-    """X, or a contiguous copy of it when a stride is negative (X[::-1]):
-    torch cannot view such arrays."""
-    if X.ndim and min(X.strides) < 0:
-        return np.ascontiguousarray(X)
-    return X
-
-
-def _as_tensor(X, device):
-    """View (or copy, if needed) a NumPy array as a float32 tensor on device."""
-    X = _viewable(X)
-    with warnings.catch_warnings():
-        # Read-only inputs are fine: nothing here writes to them.
-        warnings.filterwarnings("ignore", message="The given NumPy array is not")
-        return torch.as_tensor(X, dtype=torch.float32, device=device)
-
-
-def _moments(X, max_values=2**20):
-    """The training mean of each column, and its variance.
-
-    The mean is exact (float64 accumulation, no copy of X). The variances
-    are estimated on evenly spaced rows holding at most ``max_values``
-    values (8 MiB in float64; exact for smaller X): they only set the
-    network's units, and the subsample keeps ``fit`` from spending memory
-    and a pass over a large X on them.
-    """
-    mean = X.mean(axis=0, dtype=np.float64)
-    max_rows = max(1, max_values // max(1, X.shape[1]))
-    rows = X[:: max(1, -(-X.shape[0] // max_rows))]
-    deviation = rows.astype(np.float64)
-    deviation -= mean
-    variance = np.einsum("ij,ij->j", deviation, deviation) / deviation.shape[0]
-    return mean, variance
-
-
-def _units(variance):
-    """The encoder's per-feature input scale and the decoder's one scale.
-
-    Each feature is divided by its standard deviation, or by the median
-    feature's when that is larger, so that the encoder sees features of
-    unit scale whatever X's units (the floor measured 0.75x PCA's held-out
-    error on digits at k = 32, against 0.94x for plain standardization).
-    The decoder's target is the centred data times one factor, the inverse
-    root-mean-square deviation, so that the reconstruction error keeps X's
-    relative weights (as PCA's) in units where the data has unit average
-    variance. A
-    feature with no spread in float32 terms (constant) is scaled by that
-    one factor too; the factor is 1.0 when every feature is constant or
-    the spread is beyond float32's range.
-    """
-    mean_square = float(variance.mean()) if variance.size else 0.0
-    target_scale = 1.0 / math.sqrt(mean_square) if mean_square > 0 else 1.0
-    if not target_scale <= _FLOAT32_MAX or not 1 / target_scale <= _FLOAT32_MAX:
-        target_scale = 1.0
-    # No feature is amplified beyond the median feature: rarely varying
-    # ones (the border pixels of images) would otherwise become noise.
-    std = np.sqrt(variance)
-    if std.size:
-        std = np.maximum(std, np.median(std))
-    constant = std <= 1e-6 / target_scale
-    with np.errstate(divide="ignore"):
-        input_scale = np.where(constant, target_scale, 1.0 / np.where(constant, 1, std))
-    input_scale = np.minimum(input_scale, _FLOAT32_MAX)
-    return input_scale, target_scale
 
 
 class _BaseAutoencoder(
@@ -789,79 +709,18 @@ class _BaseAutoencoder(
         return self.n_components
 
     def _map_rows(self, A, prepare, n_out, what, check_output=True):
-        """Apply a function to A block by block, NumPy in and out, A's dtype out.
-
-        ``prepare(module)`` returns the function of a block of rows, once
-        per call, as ``fn(rows, out)``: ``out`` is None or a tensor the
-        size of the result that ``fn`` may write into and return. ``what``
-        names its output in the error raised if that is not finite;
-        ``check_output=False`` when ``fn`` guarantees it is (raising
-        ``_NonFiniteLayer`` otherwise).
-        """
-        module = self.net_.module_
-        module.eval()
-        device = torch.device(self.net_.device)
-        out = np.empty((A.shape[0], n_out), dtype=A.dtype)
-        try:
-            with torch.inference_mode(), limit_threads():
-                self._map_blocks(A, prepare(module), device, out, what, check_output)
-        except _OutOfMemoryError as exc:
-            raise MemoryError(
-                f"The {device.type} device ran out of memory in "
-                f"{type(self).__name__}, which maps {_INFERENCE_BLOCK} rows at "
-                "a time: other tensors or processes hold the device's memory. "
-                "Free some (e.g. torch.cuda.empty_cache()) and call again."
-            ) from exc
-        return out
-
-    def _map_blocks(self, A, fn, device, out, what, check_output):
-        """Fill ``out`` with ``fn`` of each block of A's rows."""
-        # Written into in place on the CPU (a view of out), copied otherwise.
-        target = None
-        if out.dtype == np.float32 and device.type == "cpu":
-            target = torch.from_numpy(out)
-        with warnings.catch_warnings():
-            # Read-only inputs are fine: nothing here writes to them.
-            warnings.filterwarnings("ignore", message="The given NumPy array is not")
-            for start in range(0, A.shape[0], _INFERENCE_BLOCK):
-                stop = start + _INFERENCE_BLOCK
-                rows = torch.as_tensor(
-                    _viewable(A[start:stop]), dtype=torch.float32, device=device
-                ).contiguous()
-                n_rows = len(rows)
-                dest = None
-                if n_rows < _INFERENCE_BLOCK:
-                    # Pad the last block: every row goes through a block of
-                    # the same shape, so results do not depend on batch
-                    # composition. Full blocks are used as they are (a view
-                    # of A when it is float32 on the CPU).
-                    padded = torch.zeros((_INFERENCE_BLOCK, A.shape[1]), device=device)
-                    padded[:n_rows] = rows
-                    rows = padded
-                elif target is not None:
-                    dest = target[start:stop]
-                try:
-                    block = fn(rows, dest)[:n_rows]
-                    # A sum is finite when every value is (one fast
-                    # reduction); the exact test runs only when it is not.
-                    if (
-                        check_output
-                        and not math.isfinite(float(block.sum()))
-                        and not torch.isfinite(block).all()
-                    ):
-                        raise _NonFiniteLayer
-                except _NonFiniteLayer:
-                    # NaN or infinity in X (scikit-learn's error), else
-                    # finite values that overflow the network.
-                    self._assert_finite(A[start:stop])
-                    raise ValueError(
-                        f"The {what} of rows {start}..{start + n_rows - 1} are "
-                        "not finite: X holds values so far from the training "
-                        "data's range that the float32 network overflows. "
-                        "Scale X as the training data was scaled."
-                    ) from None
-                if dest is None or block.data_ptr() != dest.data_ptr():
-                    out[start : start + n_rows] = block.cpu()
+        """``map_rows`` over the fitted module (see ``_engine.inference``)."""
+        return map_rows(
+            self.net_.module_,
+            torch.device(self.net_.device),
+            A,
+            prepare,
+            n_out,
+            what,
+            check_input=self._assert_finite,
+            owner=type(self).__name__,
+            check_output=check_output,
+        )
 
     def transform(self, X):
         """Encode X: the codes of the trained encoder.

@@ -29,7 +29,6 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params, indexable
 
 from ._base import (
-    _as_tensor,
     _BaseAutoencoder,
     _budget_note,
     _constant_loss,
@@ -40,6 +39,7 @@ from ._engine.batched import (
     fit_nets,
     member_bytes,
 )
+from ._engine.inference import as_tensor as _as_tensor
 from ._engine.net import resolve_device
 
 __all__ = ["BatchedGridSearchCV"]

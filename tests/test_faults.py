@@ -315,7 +315,7 @@ def test_transform_finds_nan_and_infinity_through_the_first_layer():
     in the first layer's output rather than in a pass over X, refuses them
     in any block and row with scikit-learn's message, and that a first
     layer whose sum overflows (finite values) is not mistaken for them."""
-    from skae._base import _INFERENCE_BLOCK
+    from skae._engine.inference import INFERENCE_BLOCK as _INFERENCE_BLOCK
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2 * _INFERENCE_BLOCK + 5, 4)).astype(np.float32)

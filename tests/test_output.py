@@ -215,7 +215,7 @@ def test_inference_is_deterministic_and_rowwise(hidden):
     call, and each row's result does not depend on the rows passed with it,
     on their order, on where the 1024-row blocks fall, or on float32 or
     float64 input, beyond float32 rounding."""
-    from skae._base import _INFERENCE_BLOCK as block
+    from skae._engine.inference import INFERENCE_BLOCK as block
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2 * block + 37, 6)).astype(np.float32)

@@ -1,0 +1,62 @@
+"""The network's units, from the training data: NumPy only.
+
+``_moments`` gives each feature's mean and variance; ``_units`` turns the
+variances into the encoder's per-feature input scale and the decoder's one
+target scale (see the user guide, "Data of any scale").
+"""
+
+import math
+
+import numpy as np
+
+# The network computes in float32: larger float64 values become infinite.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _moments(X, max_values=2**20):
+    """The training mean of each column, and its variance.
+
+    The mean is exact (float64 accumulation, no copy of X). The variances
+    are estimated on evenly spaced rows holding at most ``max_values``
+    values (8 MiB in float64; exact for smaller X): they only set the
+    network's units, and the subsample keeps ``fit`` from spending memory
+    and a pass over a large X on them.
+    """
+    mean = X.mean(axis=0, dtype=np.float64)
+    max_rows = max(1, max_values // max(1, X.shape[1]))
+    rows = X[:: max(1, -(-X.shape[0] // max_rows))]
+    deviation = rows.astype(np.float64)
+    deviation -= mean
+    variance = np.einsum("ij,ij->j", deviation, deviation) / deviation.shape[0]
+    return mean, variance
+
+
+def _units(variance):
+    """The encoder's per-feature input scale and the decoder's one scale.
+
+    Each feature is divided by its standard deviation, or by the median
+    feature's when that is larger, so that the encoder sees features of
+    unit scale whatever X's units (the floor measured 0.75x PCA's held-out
+    error on digits at k = 32, against 0.94x for plain standardization).
+    The decoder's target is the centred data times one factor, the inverse
+    root-mean-square deviation, so that the reconstruction error keeps X's
+    relative weights (as PCA's) in units where the data has unit average
+    variance. A
+    feature with no spread in float32 terms (constant) is scaled by that
+    one factor too; the factor is 1.0 when every feature is constant or
+    the spread is beyond float32's range.
+    """
+    mean_square = float(variance.mean()) if variance.size else 0.0
+    target_scale = 1.0 / math.sqrt(mean_square) if mean_square > 0 else 1.0
+    if not target_scale <= _FLOAT32_MAX or not 1 / target_scale <= _FLOAT32_MAX:
+        target_scale = 1.0
+    # No feature is amplified beyond the median feature: rarely varying
+    # ones (the border pixels of images) would otherwise become noise.
+    std = np.sqrt(variance)
+    if std.size:
+        std = np.maximum(std, np.median(std))
+    constant = std <= 1e-6 / target_scale
+    with np.errstate(divide="ignore"):
+        input_scale = np.where(constant, target_scale, 1.0 / np.where(constant, 1, std))
+    input_scale = np.minimum(input_scale, _FLOAT32_MAX)
+    return input_scale, target_scale
