@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import PrintLog
 
+import skae._batched_search as batched_search
 import skae.model_selection as model_selection
 from skae import (
     Autoencoder,
@@ -226,9 +227,9 @@ def test_default_scoring_matches_grid_search(X):
 def test_unbatched_candidates_fall_back_to_sequential_fits(X, monkeypatch):
     """Check that what cannot train batched is searched as GridSearchCV does."""
     batched = []
-    fit_nets = model_selection.fit_nets
+    fit_nets = batched_search.fit_nets
     monkeypatch.setattr(
-        model_selection,
+        batched_search,
         "fit_nets",
         lambda nets, *a, **k: batched.append(len(nets)) or fit_nets(nets, *a, **k),
     )
@@ -283,13 +284,13 @@ def test_hundreds_of_candidates_train_in_chunks(monkeypatch):
         "sparsity_target": [0.05, 0.2],
     }
     chunks = []
-    fit_nets = model_selection.fit_nets
+    fit_nets = batched_search.fit_nets
 
     def counting_fit_nets(nets, *args, **kwargs):
         chunks.append(len(nets))
         return fit_nets(nets, *args, **kwargs)
 
-    monkeypatch.setattr(model_selection, "fit_nets", counting_fit_nets)
+    monkeypatch.setattr(batched_search, "fit_nets", counting_fit_nets)
     search = BatchedGridSearchCV(estimator, grid, cv=2, refit=False)
     search._memory_budget = 64 * member_bytes(4, (2,), 8)
     search.fit(X)
@@ -308,7 +309,7 @@ def test_hundreds_of_candidates_train_in_chunks(monkeypatch):
 def test_out_of_memory_retries_in_smaller_chunks(X, monkeypatch):
     """Check that a chunk that runs out of memory is trained again in halves."""
     chunks = []
-    fit_nets = model_selection.fit_nets
+    fit_nets = batched_search.fit_nets
 
     def small_device(nets, *args, **kwargs):
         chunks.append(len(nets))
@@ -316,7 +317,7 @@ def test_out_of_memory_retries_in_smaller_chunks(X, monkeypatch):
             raise torch.OutOfMemoryError("out of memory")
         return fit_nets(nets, *args, **kwargs)
 
-    monkeypatch.setattr(model_selection, "fit_nets", small_device)
+    monkeypatch.setattr(batched_search, "fit_nets", small_device)
     estimator = SparseAutoencoder(n_components=3, **FAST)
     grid = {"sparsity_weight": [0.1, 0.5, 1.0, 2.0]}
     ours = BatchedGridSearchCV(estimator, grid, cv=CV).fit(X)
