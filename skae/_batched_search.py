@@ -33,13 +33,10 @@ from ._base import (
     _constant_loss,
     _OutOfMemoryError,
 )
-from ._engine.batched import (
-    StackedPenalty,
-    fit_nets,
-    member_bytes,
-)
+from ._engine.batched import fit_nets
 from ._engine.inference import as_tensor as _as_tensor
 from ._engine.net import resolve_device
+from ._engine.stacked import StackedPenalty, member_bytes
 
 # Memory for one batched model when psutil cannot tell what the CPU has.
 _DEFAULT_CPU_BUDGET = 2 * 2**30

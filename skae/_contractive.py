@@ -6,7 +6,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseAutoencoder
-from ._engine.batched import contractive_projection_stacked
+from ._engine.stacked import contractive_projection_stacked
 from ._nn.objectives import (
     contractive_closed_form,
     contractive_exact,

@@ -25,7 +25,7 @@ from skae import (
     DenoisingAutoencoder,
     SparseAutoencoder,
 )
-from skae._engine.batched import member_bytes
+from skae._engine.stacked import member_bytes
 from skae.model_selection import BatchedGridSearchCV
 
 FAST = dict(max_iter=4, batch_size=16, device="cpu", random_state=0)

@@ -1,7 +1,9 @@
 """Training and inference on top of ``skae._nn``: skorch and torch.
 
 ``net`` (the skorch net, its loss, stopping rule, progress bar and device
-resolution), ``batched`` (many nets trained as one, for
-``BatchedGridSearchCV``) and ``parallel`` (thread limits inside Dask
-workers). It imports from ``skae._nn`` only; the estimators import from it.
+resolution), ``stacked`` (many nets of one architecture as one stacked
+model), ``batched`` (training them together, for ``BatchedGridSearchCV``),
+``inference`` (block-wise inference) and ``parallel`` (thread limits inside
+Dask workers). It imports from ``skae._nn`` only; the estimators import from
+it.
 """
