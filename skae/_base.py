@@ -3,7 +3,6 @@
 import math
 import warnings
 from abc import ABCMeta
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,16 +17,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import (
     Interval,
-    InvalidParameterError,
     StrOptions,
 )
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from skorch.callbacks import Callback
-from torch.utils.data import TensorDataset
 
 from ._engine.inference import NonFiniteLayer as _NonFiniteLayer
 from ._engine.inference import OutOfMemoryError as _OutOfMemoryError
-from ._engine.inference import as_tensor as _as_tensor
 from ._engine.inference import map_rows
 from ._engine.net import (
     AutoencoderNet,
@@ -36,9 +31,16 @@ from ._engine.net import (
     ReconstructionLoss,
     resolve_device,
 )
-from ._engine.parallel import limit_threads
+from ._engine.train import train
 from ._nn.modules import AutoencoderModule
-from ._units import _FLOAT32_MAX, _moments, _units
+from ._units import _moments, _units
+from ._validation import (
+    _check_callbacks,
+    _check_float32_range,
+    _float_dtypes,
+    _from_tensor,
+    _numeric_input,
+)
 
 # How far outside [0, 1] a value may lie and still count as inside for
 # cross-entropy: a few float32 ulps at 1, far above float64 rounding errors.
@@ -60,84 +62,6 @@ _AUTO_MAX_STEPS = 50_000
 # A fit whose best training loss is above this fraction of the best constant
 # reconstruction's learned nothing (see _warn_if_constant).
 _CONSTANT_FRACTION = 0.99
-
-
-@contextmanager
-def _numeric_input(estimator):
-    """Turn NumPy's failure to convert strings into an error saying what to do."""
-    try:
-        yield
-    except ValueError as exc:
-        if "could not convert string" not in str(exc):
-            raise
-        raise ValueError(
-            f"{type(estimator).__name__} needs numeric data, but X contains "
-            f"strings ({exc}). Encode non-numeric features as numbers first, "
-            "e.g. with sklearn.preprocessing.OneHotEncoder."
-        ) from exc
-
-
-def _from_tensor(X):
-    """A torch tensor as a NumPy array (detached, on the CPU); else X as is."""
-    if not isinstance(X, torch.Tensor):
-        return X
-    X = X.detach().cpu()
-    # NumPy has no bfloat16.
-    return (X.float() if X.dtype == torch.bfloat16 else X).numpy()
-
-
-def _float_dtypes(X):
-    """The float dtypes check_array may keep X in.
-
-    check_array reads the column dtypes of NumPy arrays and pandas
-    DataFrames only; any other dataframe (polars) would become float32
-    whatever its columns, so float64 columns ask for float64 explicitly.
-    """
-    if hasattr(X, "dtype") or hasattr(X, "iloc") or not hasattr(X, "dtypes"):
-        return [np.float32, np.float64]
-    if any(str(dtype) == "Float64" for dtype in X.dtypes):
-        return np.float64
-    return [np.float32, np.float64]
-
-
-def _check_float32_range(X, estimator):
-    """Refuse float64 values that the cast to float32 would make infinite.
-
-    X has been through check_array, so it is finite.
-    """
-    if X.dtype == np.float64 and X.size:
-        high = max(X.max(), -X.min())
-        if high > _FLOAT32_MAX:
-            raise ValueError(
-                f"X has values up to {high:.4g} in absolute value, which exceed "
-                f"the float32 range (about {_FLOAT32_MAX:.4g}) that "
-                f"{type(estimator).__name__} computes in. Rescale X, e.g. with "
-                "sklearn.preprocessing.StandardScaler."
-            )
-    return X
-
-
-def _check_callbacks(estimator):
-    """Check that ``callbacks`` holds what skorch takes as callbacks."""
-
-    def is_callback(cb):
-        return isinstance(cb, Callback) or (
-            isinstance(cb, type) and issubclass(cb, Callback)
-        )
-
-    for item in estimator.callbacks or []:
-        if isinstance(item, (tuple, list)):
-            valid = len(item) == 2 and isinstance(item[0], str)
-            valid = valid and (item[1] is None or is_callback(item[1]))
-        else:
-            valid = is_callback(item)
-        if not valid:
-            raise InvalidParameterError(
-                f"The 'callbacks' parameter of {type(estimator).__name__} must "
-                "be a list of skorch callbacks (instances or subclasses of "
-                "skorch.callbacks.Callback) or of (name, callback) pairs, or "
-                f"None. Got an item {item!r} instead."
-            )
 
 
 def _constant_loss(net):
@@ -576,23 +500,14 @@ class _BaseAutoencoder(
             own["progress"] = ProgressBar(epochs, type(self).__name__)
 
         device = torch.device(net.device)
-        net.callbacks = callbacks + list(own.items())
-        net.train_split = None
-        start = None
-        if net.initialized_:
-            net.initialize_callbacks()
-            start = net.checkpoint()
         try:
-            if X_valid is not None:
-                valid = TensorDataset(_as_tensor(X_valid, device))
-                net.train_split = lambda dataset, y=None: (dataset, valid)
-            with limit_threads():
-                net.partial_fit(TensorDataset(_as_tensor(X, device)), epochs=epochs)
+            train(net, X, X_valid, epochs=epochs, callbacks=callbacks, own=own)
             if net.interrupted_ and len(net.history) == n_before and not continuing:
                 # Ctrl-C before the first epoch ended: nothing to keep.
                 raise KeyboardInterrupt
         except BaseException as exc:
-            self._restore(before, net, start)
+            # train put a continued net back; the attributes go back here.
+            self._restore(before)
             if isinstance(exc, FloatingPointError):
                 raise ValueError(
                     f"Training diverged: {exc}. {self._state_after_failure()} "
@@ -610,14 +525,6 @@ class _BaseAutoencoder(
                     "smaller hidden_layer_sizes, or fit on another device."
                 ) from exc
             raise
-        finally:
-            # Drop the data and this call's own callbacks; the user's stay on
-            # net_.callbacks_ for inspection.
-            net.train_split = None
-            net.callbacks = net.callbacks[: len(net.callbacks) - len(own)]
-            net.callbacks_ = [
-                (n, cb) for n, cb in getattr(net, "callbacks_", []) if n not in own
-            ]
 
         self.net_ = net
         self.loss_ = loss
@@ -666,14 +573,9 @@ class _BaseAutoencoder(
             stacklevel=4,
         )
 
-    def _restore(self, before, net, start):
-        """Undo a failed call: attributes as they were, the net at ``start``.
-
-        ``start`` is the checkpoint of an already trained net that this call
-        continued (``warm_start`` or ``partial_fit``), None for a new one.
-        """
-        if start is not None:
-            net.restore(start)
+    def _restore(self, before):
+        """Undo a failed call: the attributes as they were (``train`` puts a
+        continued net back at its state before the call)."""
         self.__dict__.clear()
         self.__dict__.update(before)
 

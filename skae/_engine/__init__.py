@@ -1,6 +1,7 @@
 """Training and inference on top of ``skae._nn``: skorch and torch.
 
-``net`` (the skorch net, its loss, stopping rule, progress bar and device
+``train`` (the one call an estimator makes to train its net), ``net`` (the
+skorch net, its loss, stopping rule, progress bar and device
 resolution), ``stacked`` (many nets of one architecture as one stacked
 model), ``batched`` (training them together, for ``BatchedGridSearchCV``),
 ``inference`` (block-wise inference) and ``parallel`` (thread limits inside

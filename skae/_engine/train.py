@@ -1,0 +1,60 @@
+"""The one call between an estimator and training: ``train``.
+
+The estimator validates and decides (the net, its units, the epochs, the
+stopping rule and the progress bar, the validation rows); ``train`` runs
+skorch on that: it installs the callbacks, hands the data to the net as
+tensors on its device, trains, and on any failure puts a net that was
+already trained back as it was before the call. The call's own callbacks
+are removed afterwards; the user's stay on ``net.callbacks_``.
+"""
+
+import torch
+from torch.utils.data import TensorDataset
+
+from .inference import as_tensor
+from .parallel import limit_threads
+
+__all__ = ["train"]
+
+
+def train(net, X, X_valid, *, epochs, callbacks, own):
+    """Train ``net`` for up to ``epochs`` epochs on the NumPy array ``X``.
+
+    Parameters
+    ----------
+    net : AutoencoderNet
+        Built, initialised or not; trained in place.
+    X : ndarray of shape (n_samples, n_features)
+        The training rows.
+    X_valid : ndarray or None
+        Rows whose loss is the validation loss (early stopping), or None.
+    epochs : int
+    callbacks : list
+        The user's callbacks, used as given.
+    own : dict of str to Callback
+        This call's callbacks (stopping, progress), removed afterwards.
+    """
+    device = torch.device(net.device)
+    net.callbacks = list(callbacks) + list(own.items())
+    net.train_split = None
+    start = None
+    if net.initialized_:
+        net.initialize_callbacks()
+        start = net.checkpoint()
+    try:
+        if X_valid is not None:
+            valid = TensorDataset(as_tensor(X_valid, device))
+            net.train_split = lambda dataset, y=None: (dataset, valid)
+        with limit_threads():
+            net.partial_fit(TensorDataset(as_tensor(X, device)), epochs=epochs)
+    except BaseException:
+        if start is not None:
+            net.restore(start)
+        raise
+    finally:
+        # Drop the data and this call's own callbacks.
+        net.train_split = None
+        net.callbacks = net.callbacks[: len(net.callbacks) - len(own)]
+        net.callbacks_ = [
+            (n, cb) for n, cb in getattr(net, "callbacks_", []) if n not in own
+        ]

@@ -1,0 +1,90 @@
+"""Input checks shared by the estimators: numeric input, float32 range, callbacks."""
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import (
+    InvalidParameterError,
+)
+from skorch.callbacks import Callback
+
+from ._units import _FLOAT32_MAX
+
+
+@contextmanager
+def _numeric_input(estimator):
+    """Turn NumPy's failure to convert strings into an error saying what to do."""
+    try:
+        yield
+    except ValueError as exc:
+        if "could not convert string" not in str(exc):
+            raise
+        raise ValueError(
+            f"{type(estimator).__name__} needs numeric data, but X contains "
+            f"strings ({exc}). Encode non-numeric features as numbers first, "
+            "e.g. with sklearn.preprocessing.OneHotEncoder."
+        ) from exc
+
+
+def _from_tensor(X):
+    """A torch tensor as a NumPy array (detached, on the CPU); else X as is."""
+    if not isinstance(X, torch.Tensor):
+        return X
+    X = X.detach().cpu()
+    # NumPy has no bfloat16.
+    return (X.float() if X.dtype == torch.bfloat16 else X).numpy()
+
+
+def _float_dtypes(X):
+    """The float dtypes check_array may keep X in.
+
+    check_array reads the column dtypes of NumPy arrays and pandas
+    DataFrames only; any other dataframe (polars) would become float32
+    whatever its columns, so float64 columns ask for float64 explicitly.
+    """
+    if hasattr(X, "dtype") or hasattr(X, "iloc") or not hasattr(X, "dtypes"):
+        return [np.float32, np.float64]
+    if any(str(dtype) == "Float64" for dtype in X.dtypes):
+        return np.float64
+    return [np.float32, np.float64]
+
+
+def _check_float32_range(X, estimator):
+    """Refuse float64 values that the cast to float32 would make infinite.
+
+    X has been through check_array, so it is finite.
+    """
+    if X.dtype == np.float64 and X.size:
+        high = max(X.max(), -X.min())
+        if high > _FLOAT32_MAX:
+            raise ValueError(
+                f"X has values up to {high:.4g} in absolute value, which exceed "
+                f"the float32 range (about {_FLOAT32_MAX:.4g}) that "
+                f"{type(estimator).__name__} computes in. Rescale X, e.g. with "
+                "sklearn.preprocessing.StandardScaler."
+            )
+    return X
+
+
+def _check_callbacks(estimator):
+    """Check that ``callbacks`` holds what skorch takes as callbacks."""
+
+    def is_callback(cb):
+        return isinstance(cb, Callback) or (
+            isinstance(cb, type) and issubclass(cb, Callback)
+        )
+
+    for item in estimator.callbacks or []:
+        if isinstance(item, (tuple, list)):
+            valid = len(item) == 2 and isinstance(item[0], str)
+            valid = valid and (item[1] is None or is_callback(item[1]))
+        else:
+            valid = is_callback(item)
+        if not valid:
+            raise InvalidParameterError(
+                f"The 'callbacks' parameter of {type(estimator).__name__} must "
+                "be a list of skorch callbacks (instances or subclasses of "
+                "skorch.callbacks.Callback) or of (name, callback) pairs, or "
+                f"None. Got an item {item!r} instead."
+            )
