@@ -327,9 +327,9 @@ class _BaseAutoencoder(
         """Whether the encoder's input is only centred (not scaled)."""
         return False
 
-    def _build_net(self, X, seed, loss, moments=None):
+    def _build_net(self, X, seed, loss):
         device = resolve_device(self.device)
-        mean, variance = _moments(X) if moments is None else moments
+        mean, variance = _moments(X)
         input_scale, target_scale = _units(variance)
         if self._centre_only(loss):
             input_scale = np.ones_like(input_scale)
@@ -383,7 +383,7 @@ class _BaseAutoencoder(
     # continue the same one, so a change of these is an error.
     _MODEL_PARAMS = ("n_components", "hidden_layer_sizes", "activation", "solver")
 
-    def _check_same_model(self, net, loss):
+    def _check_same_model(self, net):
         """Refuse to continue a network whose defining parameters changed."""
         built = {
             "n_components": net.module__n_components,
@@ -463,7 +463,7 @@ class _BaseAutoencoder(
         self._resolve_activation()
         if continuing:
             net = self.net_
-            self._check_same_model(net, loss)
+            self._check_same_model(net)
         else:
             net = None
             seed = self._draw_seed()

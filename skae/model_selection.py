@@ -226,16 +226,19 @@ class BatchedGridSearchCV(BaseSearchCV):
 
     def _report_batching(self, candidate_params):
         """Warn when no fit of this round trained batched, and say why."""
-        batched = self.batched_[-len(candidate_params) :] if candidate_params else []
-        if len(candidate_params) and not np.any(batched):
-            reasons = sorted(set(self._not_batched_reasons)) or ["unknown"]
-            warnings.warn(
-                f"BatchedGridSearchCV trained none of the {batched.size} fits "
-                "batched; they ran one by one, as GridSearchCV runs them. "
-                f"Why: {'; '.join(reasons[:3])}.",
-                UserWarning,
-                stacklevel=4,
-            )
+        if not candidate_params:
+            return
+        batched = self.batched_[-len(candidate_params) :]
+        if batched.any():
+            return
+        reasons = sorted(set(self._not_batched_reasons)) or ["unknown"]
+        warnings.warn(
+            f"BatchedGridSearchCV trained none of the {batched.size} fits "
+            "batched; they ran one by one, as GridSearchCV runs them. "
+            f"Why: {'; '.join(reasons[:3])}.",
+            UserWarning,
+            stacklevel=4,
+        )
 
     @_fit_context(
         # The estimator's parameters are validated by its own fit.
