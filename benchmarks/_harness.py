@@ -94,6 +94,10 @@ def quiet(fn, *args, **kwargs):
     return result
 
 
+# Pause before each interleaved measurement (see ``interleave``).
+SETTLE_SECONDS = 0.05
+
+
 def interleave(sides, repeats, log, label=""):
     """Run timed sides in rotating order; return {side: [values]}.
 
@@ -115,7 +119,10 @@ def interleave(sides, repeats, log, label=""):
     before each measurement, outside the timed region; the objects alive at
     the start are frozen (``gc.freeze``) so that it only scans what the
     measurements create (a full collection of torch's object graph takes
-    ~0.2 s).
+    ~0.2 s). Each measurement also starts after a short pause, outside the
+    timed region, so that no side inherits the spinning threads of the one
+    before it (torch's OpenMP threads spin for milliseconds after a parallel
+    region, and a rotating order would always hand them to the same side).
     """
     names = list(sides)
     if isinstance(repeats, int):
@@ -130,6 +137,7 @@ def interleave(sides, repeats, log, label=""):
                 if r >= repeats[name]:
                     continue
                 gc.collect()
+                time.sleep(SETTLE_SECONDS)
                 value = sides[name]()
                 values[name].append(value)
                 log(f"  {label}round {r + 1}: {name:<14} {value:.4g}")

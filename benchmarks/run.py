@@ -635,21 +635,35 @@ def section_transform(ctx):
     def side(fn, arg):
         return lambda: timed(lambda: fn(arg), ctx.device)[0]
 
-    times = interleave(
-        {
-            "skae transform": side(ae.transform, X),
-            "PCA transform": side(pca.transform, X),
-            "skae inverse": side(ae.inverse_transform, codes),
-            "PCA inverse": side(pca.inverse_transform, pca_codes),
-        },
-        repeats,
-        ctx.log,
-    )
+    sides = {
+        "skae transform": side(ae.transform, X),
+        "PCA transform": side(pca.transform, X),
+        "skae inverse": side(ae.inverse_transform, codes),
+        "PCA inverse": side(pca.inverse_transform, pca_codes),
+    }
+    if not ctx.cuda:
+        # The same encoder through torch's products (the route transform
+        # takes on other devices), block by block as transform does.
+        sides["torch route"] = side(torch_route(ae), X)
+    times = interleave(sides, repeats, ctx.log)
     rate = {key: n / median(v) for key, v in times.items()}
     target = cfg["gpu"] if ctx.cuda else cfg["cpu"]
     ratio = rate["skae transform"] / rate["PCA transform"]
     inverse = rate["skae inverse"] / rate["PCA inverse"]
-    return [
+    rows = []
+    if not ctx.cuda:
+        rows.append(
+            Row(
+                "transform",
+                "transform's encoder: NumPy's products (CPU route) rows/s vs torch's",
+                fmt_rate(rate["skae transform"]),
+                fmt_rate(rate["torch route"]),
+                fmt_ratio(rate["skae transform"] / rate["torch route"]),
+                "-",
+                None,
+            )
+        )
+    return rows + [
         Row(
             "transform",
             f"transform rows/s vs PCA({k}), {n}x{d}",
@@ -669,6 +683,23 @@ def section_transform(ctx):
             None,
         ),
     ]
+
+
+def torch_route(ae):
+    """``X -> codes`` through the fitted encoder's torch products, in
+    1024-row blocks written into one result (transform's route off the CPU)."""
+    module = ae.net_.module_
+
+    def encode(X):
+        fn = module.inference_encoder()
+        out = torch.empty((len(X), ae.n_components))
+        with torch.inference_mode():
+            for start in range(0, len(X), 1024):
+                rows = torch.from_numpy(X[start : start + 1024])
+                fn(rows, out[start : start + len(rows)])
+        return out.numpy()
+
+    return encode
 
 
 # ---------------------------------------------------------------- memory

@@ -1,25 +1,44 @@
-"""Hyperparameter search that trains a whole grid of autoencoders at once."""
+"""Hyperparameter search that trains a whole grid of autoencoders at once.
 
-import time
+``BatchedGridSearchCV`` is scikit-learn's ``BaseSearchCV``: its ``fit`` is
+scikit-learn's, unchanged. Its ``_run_search`` first trains, batched, every
+candidate-fold fit that can train batched (``skae/_batched_search.py``),
+then hands the grid to scikit-learn's ``evaluate_candidates`` with the same
+splits: each of those fits adopts its trained net (``skae/_pretrained.py``)
+and the others train one by one, as in ``GridSearchCV``.
+"""
+
 import warnings
-from collections import defaultdict
+from contextlib import nullcontext
 from copy import deepcopy
 
 import numpy as np
-from sklearn.base import _fit_context, clone, is_classifier
+from joblib import parallel_config
+from joblib._parallel_backends import LokyBackend, MultiprocessingBackend
+from joblib.parallel import get_active_backend
+from sklearn.base import is_classifier
 from sklearn.model_selection import GridSearchCV, ParameterGrid
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.model_selection._split import check_cv
-from sklearn.model_selection._validation import (
-    _insert_error_scores,
-    _warn_or_raise_about_fit_failures,
-)
 from sklearn.utils import get_tags
 from sklearn.utils.validation import _check_method_params, indexable
 
-from ._batched_search import _Evaluation
+from ._batched_search import pretrain
 
 __all__ = ["BatchedGridSearchCV"]
+
+
+def _in_process(n_jobs):
+    """Run parallel fits in threads of this process instead of processes
+    (joblib's default): the fits that trained batched adopt their nets
+    from this process's memory. A backend chosen by the caller (Dask, say)
+    is left alone; its fits then train one by one."""
+    if n_jobs in (None, 1):
+        return nullcontext()
+    backend, _ = get_active_backend()
+    if isinstance(backend, (LokyBackend, MultiprocessingBackend)):
+        return parallel_config(backend="threading")
+    return nullcontext()
 
 
 class BatchedGridSearchCV(BaseSearchCV):
@@ -77,7 +96,9 @@ class BatchedGridSearchCV(BaseSearchCV):
         Number of jobs to run the fits that are not batched in parallel, as
         in :class:`~sklearn.model_selection.GridSearchCV` (None means 1
         unless in a :obj:`joblib.parallel_backend` context, -1 means all
-        processors). Batched training runs in this process.
+        processors). Batched training runs in this process; when some fits
+        trained batched, the search's fits run in threads of this process
+        (where they adopt their trained nets).
 
     refit : bool, str, or callable, default=True
         Refit an estimator using the best found parameters on the whole
@@ -93,6 +114,9 @@ class BatchedGridSearchCV(BaseSearchCV):
 
     verbose : int, default=0
         Controls the verbosity: the higher, the more messages.
+    pre_dispatch : int or str, default="2*n_jobs"
+        Controls the number of jobs dispatched during parallel execution,
+        as in :class:`~sklearn.model_selection.GridSearchCV`.
 
     error_score : 'raise' or numeric, default=np.nan
         Value to assign to the score if an error occurs in estimator
@@ -182,11 +206,7 @@ class BatchedGridSearchCV(BaseSearchCV):
     (60, 4)
     """
 
-    _parameter_constraints: dict = {
-        key: value
-        for key, value in GridSearchCV._parameter_constraints.items()
-        if key != "pre_dispatch"
-    }
+    _parameter_constraints: dict = {**GridSearchCV._parameter_constraints}
 
     # Bytes one batched model may take; None measures the device's memory.
     _memory_budget = None
@@ -201,18 +221,22 @@ class BatchedGridSearchCV(BaseSearchCV):
         refit=True,
         cv=None,
         verbose=0,
+        pre_dispatch="2*n_jobs",
         error_score=np.nan,
         return_train_score=False,
     ):
-        self.estimator = estimator
+        super().__init__(
+            estimator=estimator,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
         self.param_grid = param_grid
-        self.scoring = scoring
-        self.n_jobs = n_jobs
-        self.refit = refit
-        self.cv = cv
-        self.verbose = verbose
-        self.error_score = error_score
-        self.return_train_score = return_train_score
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -220,30 +244,6 @@ class BatchedGridSearchCV(BaseSearchCV):
         tags.transformer_tags = deepcopy(get_tags(self.estimator).transformer_tags)
         return tags
 
-    def _run_search(self, evaluate_candidates):
-        """Search all candidates in param_grid."""
-        evaluate_candidates(ParameterGrid(self.param_grid))
-
-    def _report_batching(self, candidate_params):
-        """Warn when no fit of this round trained batched, and say why."""
-        if not candidate_params:
-            return
-        batched = self.batched_[-len(candidate_params) :]
-        if batched.any():
-            return
-        reasons = sorted(set(self._not_batched_reasons)) or ["unknown"]
-        warnings.warn(
-            f"BatchedGridSearchCV trained none of the {batched.size} fits "
-            "batched; they ran one by one, as GridSearchCV runs them. "
-            f"Why: {'; '.join(reasons[:3])}.",
-            UserWarning,
-            stacklevel=4,
-        )
-
-    @_fit_context(
-        # The estimator's parameters are validated by its own fit.
-        prefer_skip_nested_validation=False
-    )
     def fit(self, X, y=None, **params):
         """Run fit with all sets of parameters.
 
@@ -268,89 +268,73 @@ class BatchedGridSearchCV(BaseSearchCV):
         self : object
             Instance of fitted estimator.
         """
-        scorers, refit_metric = self._get_scorers()
+        # scikit-learn's fit, which calls _run_search with the data at hand.
+        self._inputs = (X, y, params)
+        self.batched_ = None
+        self._batched_seconds = {}
+        try:
+            with _in_process(self.n_jobs):
+                super().fit(X, y, **params)
+        finally:
+            del self._inputs
+        self._add_batched_fit_times()
+        return self
+
+    def _run_search(self, evaluate_candidates):
+        """Train the batchable fits, then evaluate every candidate."""
+        X, y, params = self._inputs
         X, y = indexable(X, y)
         params = _check_method_params(X, params=params)
-        routed_params = self._get_routed_params_for_fit(params)
-        cv_orig = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        self.n_splits_ = cv_orig.get_n_splits(X, y, **routed_params.splitter.split)
-        base_estimator = clone(self.estimator)
-        self.batched_ = np.zeros((0, self.n_splits_), dtype=bool)
-        self._not_batched_reasons = []
+        routed = self._get_routed_params_for_fit(params)
+        cv = getattr(self, "_checked_cv_orig", None)
+        if cv is None:  # scikit-learn < 1.9
+            cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        # The splits are drawn once, for the batched training and for the
+        # evaluation alike (a shuffling splitter would draw others).
+        splits = list(cv.split(X, y, **routed.splitter.split))
+        candidates = list(ParameterGrid(self.param_grid))
+        done = pretrain(
+            self,
+            self.estimator,
+            X,
+            y,
+            candidates,
+            splits,
+            routed.estimator.fit,
+        )
+        with done.store.active():
+            evaluate_candidates(candidates, cv=check_cv(splits))
+        batched = np.zeros((len(candidates), len(splits)), dtype=bool)
+        for c, s in done.store.taken:
+            batched[c, s] = True
+        self.batched_ = batched
+        self._batched_seconds = {key: done.seconds[key] for key in done.store.taken}
+        self._report_batching(done, batched)
 
-        all_candidate_params = []
-        all_out = []
-        all_more_results = defaultdict(list)
-        results = {}
+    def _report_batching(self, done, batched):
+        """Warn when no fit trained batched, and say why."""
+        if batched.size == 0 or batched.any():
+            return
+        reasons = sorted(set(done.reasons.values())) or [
+            "its training data differed from the batched training's (a step "
+            "before the autoencoder is not deterministic)"
+        ]
+        warnings.warn(
+            f"BatchedGridSearchCV trained none of the {batched.size} fits "
+            "batched; they ran one by one, as GridSearchCV runs them. "
+            f"Why: {'; '.join(reasons[:3])}.",
+            UserWarning,
+            stacklevel=5,
+        )
 
-        def evaluate_candidates(candidate_params, cv=None, more_results=None):
-            nonlocal results
-            cv = cv or cv_orig
-            candidate_params = list(candidate_params)
-            n_splits = self.n_splits_
-            cv_splits = list(cv.split(X, y, **routed_params.splitter.split))
-            if len(cv_splits) != n_splits:
-                raise ValueError(
-                    "cv.split and cv.get_n_splits return inconsistent results. "
-                    f"Expected {n_splits} splits, got {len(cv_splits)}"
-                )
-            if self.verbose > 0:
-                print(
-                    f"Fitting {n_splits} folds for each of {len(candidate_params)} "
-                    f"candidates, totalling {len(candidate_params) * n_splits} fits"
-                )
-            out = _Evaluation(self, base_estimator, X, y, scorers, routed_params).run(
-                candidate_params, cv_splits
-            )
-            self._report_batching(candidate_params)
-            if len(out) < 1:
-                raise ValueError(
-                    "No fits were performed. Was the CV iterator empty? "
-                    "Were there no candidates?"
-                )
-            _warn_or_raise_about_fit_failures(out, self.error_score)
-            if callable(self.scoring):
-                _insert_error_scores(out, self.error_score)
-            all_candidate_params.extend(candidate_params)
-            all_out.extend(out)
-            if more_results is not None:
-                for key, value in more_results.items():
-                    all_more_results[key].extend(value)
-            results = self._format_results(
-                all_candidate_params, n_splits, all_out, all_more_results
-            )
-            return results
-
-        self._run_search(evaluate_candidates)
-        first_test_score = all_out[0]["test_scores"]
-        self.multimetric_ = isinstance(first_test_score, dict)
-        if callable(self.scoring) and self.multimetric_:
-            self._check_refit_for_multimetric(first_test_score)
-            refit_metric = self.refit
-
-        if self.refit or not self.multimetric_:
-            self.best_index_ = self._select_best_index(
-                self.refit, refit_metric, results
-            )
-            if not callable(self.refit):
-                self.best_score_ = results[f"mean_test_{refit_metric}"][
-                    self.best_index_
-                ]
-            self.best_params_ = results["params"][self.best_index_]
-
-        if self.refit:
-            self.best_estimator_ = clone(base_estimator).set_params(
-                **clone(self.best_params_, safe=False)
-            )
-            refit_start_time = time.time()
-            if y is not None:
-                self.best_estimator_.fit(X, y, **routed_params.estimator.fit)
-            else:
-                self.best_estimator_.fit(X, **routed_params.estimator.fit)
-            self.refit_time_ = time.time() - refit_start_time
-            if hasattr(self.best_estimator_, "feature_names_in_"):
-                self.feature_names_in_ = self.best_estimator_.feature_names_in_
-
-        self.scorer_ = getattr(scorers, "_scorers", scorers)
-        self.cv_results_ = results
-        return self
+    def _add_batched_fit_times(self):
+        """A batched fit's fit time is its share of its batch's training
+        (scikit-learn timed only its adoption)."""
+        if not self._batched_seconds:
+            return
+        n_candidates, n_splits = self.batched_.shape
+        extra = np.zeros((n_candidates, n_splits))
+        for (c, s), seconds in self._batched_seconds.items():
+            extra[c, s] = seconds
+        results = self.cv_results_
+        results["mean_fit_time"] = results["mean_fit_time"] + extra.mean(axis=1)

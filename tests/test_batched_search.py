@@ -460,3 +460,74 @@ def test_n_jobs_runs_the_sequential_fits_in_parallel(X):
         two.cv_results_["mean_test_score"],
         rtol=1e-5,
     )
+
+
+def test_batched_fits_adopt_their_nets_with_n_jobs(X):
+    """Check that with n_jobs=2 the batched fits are adopted, not retrained,
+    and give the results of n_jobs=None."""
+    est = SparseAutoencoder(n_components=2, **FAST)
+    grid = {"sparsity_weight": [0.1, 1.0, 3.0]}
+    one = BatchedGridSearchCV(est, grid, cv=CV).fit(X)
+    two = BatchedGridSearchCV(est, grid, cv=CV, n_jobs=2).fit(X)
+    assert one.batched_.all() and two.batched_.all()
+    np.testing.assert_allclose(
+        one.cv_results_["mean_test_score"],
+        two.cv_results_["mean_test_score"],
+        rtol=1e-5,
+    )
+
+
+def test_fit_adopts_only_a_matching_pretrained_net(X):
+    """Check that an estimator's fit adopts a stored net only for the same
+    class, parameters and training data, and each only once."""
+    from skae._plan import Outcome
+    from skae._pretrained import Pretrained, digest
+
+    ae = Autoencoder(n_components=2, **FAST)
+    plan = ae._plan(X, incremental=False)
+    net = clone(ae).set_params(max_iter=1).fit(X).net_  # one epoch, not four
+    store = Pretrained()
+    store.add((0, 0), ae, digest(plan.X), plan, net, Outcome(stopped=True))
+    with store.active():
+        other_data = clone(ae).fit(X[:-1])
+        other_params = clone(ae).set_params(alpha=0.5).fit(X)
+        adopted = clone(ae).fit(X)
+        again = clone(ae).fit(X)
+    assert adopted.net_ is net and adopted.n_iter_ == 1
+    for fitted in (other_data, other_params, again):
+        assert fitted.net_ is not net and fitted.n_iter_ == FAST["max_iter"]
+    assert store.taken == {(0, 0)}
+    # Outside an active store, fit trains.
+    assert clone(ae).fit(X).net_ is not net
+
+
+def test_fit_copy_matches_installed_scikit_learn(X):
+    """Check BatchedGridSearchCV against the installed GridSearchCV where
+    nothing is batched: the same fitted attributes (public and private),
+    the same cv_results_ and the same best candidate, for multi-metric
+    scoring with a callable refit and train scores."""
+
+    def refit(results):
+        return int(np.argmax(results["mean_test_a"]))
+
+    est = make_pipeline(PCA(2, random_state=0), RidgeClassifier())
+    y = (X[:, 0] > 0.5).astype(int)
+    kwargs = dict(
+        cv=CV,
+        scoring={"a": "accuracy", "b": "balanced_accuracy"},
+        refit=refit,
+        return_train_score=True,
+    )
+    grid = {"ridgeclassifier__alpha": [0.1, 1.0, 10.0]}
+    theirs = GridSearchCV(est, grid, **kwargs).fit(X, y)
+    with pytest.warns(UserWarning, match="no, skae autoencoder"):
+        ours = BatchedGridSearchCV(est, grid, **kwargs).fit(X, y)
+    own = {"batched_", "_batched_seconds"}
+    assert set(vars(ours)) - own == set(vars(theirs))
+    assert ours.cv_results_.keys() == theirs.cv_results_.keys()
+    for key, value in theirs.cv_results_.items():
+        if "time" not in key:
+            np.testing.assert_array_equal(ours.cv_results_[key], value, err_msg=key)
+    assert ours.best_index_ == theirs.best_index_
+    assert ours.best_params_ == theirs.best_params_
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))

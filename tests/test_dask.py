@@ -18,9 +18,10 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
+from threadpoolctl import threadpool_info
 
 from skae import Autoencoder, SparseAutoencoder
-from skae._engine.parallel import limit_threads
+from skae._engine.parallel import blas_within_share, limit_threads
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
@@ -262,6 +263,10 @@ def test_torch_threads_within_process_workers(client, digits, tmp_path):
         assert 1 <= record["torch_threads"] <= record["worker_nthreads"]
 
 
+def _blas_pools():
+    return [p for p in threadpool_info() if p["user_api"] == "blas"]
+
+
 def test_torch_threads_within_thread_workers(digits, tmp_path):
     """Check the thread cap in workers that share this process (no nanny)."""
     X, _ = digits
@@ -286,12 +291,17 @@ def test_torch_threads_within_thread_workers(digits, tmp_path):
 
         def threads_inside():
             with limit_threads():
-                return torch.get_num_threads()
+                return torch.get_num_threads(), blas_within_share()
 
         inside = client.gather(
             [client.submit(threads_inside, workers=[w], pure=False) for w in workers]
         )
-    assert inside == [1, 1]
+    assert [torch_threads for torch_threads, _ in inside] == [1, 1]
+    # NumPy's BLAS (transform's products on the CPU) is not used where it
+    # would run more threads than the worker's one.
+    blas_threads = max(p["num_threads"] for p in _blas_pools())
+    assert [within for _, within in inside] == [blas_threads <= 1] * 2
+    assert blas_within_share()  # outside the workers
     records = _records(tmp_path)
     assert sorted(r["worker"] for r in records) == workers
     assert {r["pid"] for r in records} == {os.getpid()}

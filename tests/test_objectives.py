@@ -623,7 +623,7 @@ def test_denoising_inference_never_corrupts(noise, clean_data, infer_calls):
         encode = inference_encoder(*args, **kwargs)
 
         def recording_encode(x, out=None):
-            seen["encoder"].append(x.numpy().copy())
+            seen["encoder"].append(np.array(x, copy=True))
             return encode(x, out)
 
         return recording_encode
@@ -667,7 +667,10 @@ def test_denoising_inference_never_corrupts(noise, clean_data, infer_calls):
         np.testing.assert_array_equal(rows[:n], X.astype(np.float32))
         np.testing.assert_array_equal(rows[n:], np.zeros_like(rows[n:]))
     assert seen_transform["decoder"] is None and seen_inverse["encoder"] is None
-    np.testing.assert_array_equal(seen_score["decoder"][:n], Z)
+    # transform encodes through NumPy's BLAS on the CPU, score through
+    # torch's: the same codes up to float32 rounding (any noise is far
+    # larger).
+    np.testing.assert_allclose(seen_score["decoder"][:n], Z, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(seen_inverse["decoder"][:n], Z)
 
     # Independent float64 forward pass on the clean data.

@@ -351,7 +351,7 @@ def test_input_scaling_per_estimator():
 
 def test_moments_and_units():
     """Check the exact mean, the (subsampled) variances and the units from them."""
-    from skae._base import _moments, _units
+    from skae._units import _moments, _units
 
     X = np.random.default_rng(0).normal(3.0, 2.0, size=(2501, 7)).astype(np.float32)
     X[:, 0] *= 1e6

@@ -10,6 +10,7 @@ rounding (BLAS may round a row differently by its position within a tile of
 the matrix product, a few ulps, which no BLAS promises not to do).
 """
 
+import functools
 import math
 import warnings
 
@@ -22,6 +23,7 @@ __all__ = [
     "INFERENCE_BLOCK",
     "NonFiniteLayer",
     "OutOfMemoryError",
+    "all_finite",
     "as_tensor",
     "map_rows",
 ]
@@ -31,6 +33,12 @@ INFERENCE_BLOCK = 1024
 
 # torch.OutOfMemoryError appeared in torch 2.5; the CUDA one is older.
 OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def _same_memory(block, dest):
+    if isinstance(block, np.ndarray):
+        return np.may_share_memory(block, dest)
+    return block.data_ptr() == dest.data_ptr()
 
 
 class NonFiniteLayer(Exception):
@@ -55,13 +63,26 @@ def as_tensor(X, device):
 
 
 def map_rows(
-    module, device, A, prepare, n_out, what, *, check_input, owner, check_output=True
+    module,
+    device,
+    A,
+    prepare,
+    n_out,
+    what,
+    *,
+    check_input,
+    owner,
+    check_output=True,
+    numpy=False,
 ):
     """Apply a function to A block by block, NumPy in and out, A's dtype out.
 
     ``prepare(module)`` returns the function of a block of rows, once per
-    call, as ``fn(rows, out)``: ``out`` is None or a tensor the size of the
-    result that ``fn`` may write into and return. ``what`` names its output
+    call, as ``fn(rows, out)``: ``out`` is None or an array the size of the
+    result that ``fn`` may write into and return. The blocks are tensors on
+    ``device``, or float32 NumPy arrays with ``numpy=True`` (for a function
+    that runs no torch operation: on the CPU, torch's thread pool and the
+    BLAS's would otherwise take turns waking each other). ``what`` names its output
     in the error raised if that is not finite; ``check_output=False`` when
     ``fn`` guarantees it is (raising ``NonFiniteLayer`` otherwise).
     ``check_input(rows)`` raises the caller's error for rows of A that are
@@ -70,9 +91,17 @@ def map_rows(
     module.eval()
     out = np.empty((A.shape[0], n_out), dtype=A.dtype)
     try:
-        with torch.inference_mode(), limit_threads():
+        # NumPy blocks with NaN or infinity are checked and explained below,
+        # not warned about on the way.
+        with torch.inference_mode(), limit_threads(), np.errstate(all="ignore"):
             _map_blocks(
-                A, prepare(module), device, out, what, check_output, check_input
+                A,
+                prepare(module),
+                device if not numpy else None,
+                out,
+                what,
+                check_output,
+                check_input,
             )
     except OutOfMemoryError as exc:
         raise MemoryError(
@@ -84,51 +113,82 @@ def map_rows(
     return out
 
 
+def _block_of(A, start, device):
+    """Rows ``start:start + INFERENCE_BLOCK`` of A as float32, zero-padded
+    to a whole block: a tensor on ``device``, or a NumPy array when it is
+    None. A whole float32 block on the CPU is a view of A."""
+    rows = _viewable(A[start : start + INFERENCE_BLOCK])
+    n_rows = len(rows)
+    if device is None:
+        if n_rows < INFERENCE_BLOCK:
+            padded = np.zeros((INFERENCE_BLOCK, A.shape[1]), dtype=np.float32)
+            padded[:n_rows] = rows
+            return padded, n_rows
+        return np.asarray(rows, dtype=np.float32), n_rows
+    rows = torch.as_tensor(rows, dtype=torch.float32, device=device).contiguous()
+    if n_rows < INFERENCE_BLOCK:
+        padded = torch.zeros((INFERENCE_BLOCK, A.shape[1]), device=device)
+        padded[:n_rows] = rows
+        rows = padded
+    return rows, n_rows
+
+
+def all_finite(block):
+    """Whether every value of a block (tensor or array) is finite: a sum is
+    finite when every value is (one fast reduction); the exact test runs
+    only when it is not."""
+    if isinstance(block, np.ndarray):
+        # The sum through the BLAS (a matrix-vector product, threaded).
+        total = block.sum() if block.ndim != 2 else (_ones(len(block)) @ block).sum()
+        if math.isfinite(float(total)):
+            return True
+        return bool(np.isfinite(block).all())
+    if math.isfinite(float(block.sum())):
+        return True
+    return bool(torch.isfinite(block).all())
+
+
+@functools.cache
+def _ones(n):
+    ones = np.ones(n, dtype=np.float32)
+    ones.flags.writeable = False
+    return ones
+
+
 def _map_blocks(A, fn, device, out, what, check_output, check_input):
-    """Fill ``out`` with ``fn`` of each block of A's rows."""
+    """Fill ``out`` with ``fn`` of each block of A's rows (NumPy blocks when
+    ``device`` is None)."""
     # Written into in place on the CPU (a view of out), copied otherwise.
     target = None
-    if out.dtype == np.float32 and device.type == "cpu":
-        target = torch.from_numpy(out)
+    if out.dtype == np.float32:
+        if device is None:
+            target = out
+        elif device.type == "cpu":
+            target = torch.from_numpy(out)
     with warnings.catch_warnings():
         # Read-only inputs are fine: nothing here writes to them.
         warnings.filterwarnings("ignore", message="The given NumPy array is not")
         for start in range(0, A.shape[0], INFERENCE_BLOCK):
-            stop = start + INFERENCE_BLOCK
-            rows = torch.as_tensor(
-                _viewable(A[start:stop]), dtype=torch.float32, device=device
-            ).contiguous()
-            n_rows = len(rows)
+            rows, n_rows = _block_of(A, start, device)
+            # Every row goes through a block of the same shape (the last one
+            # padded), so results do not depend on batch composition; whole
+            # blocks write straight into the result.
             dest = None
-            if n_rows < INFERENCE_BLOCK:
-                # Pad the last block: every row goes through a block of the
-                # same shape, so results do not depend on batch composition.
-                # Full blocks are used as they are (a view of A when it is
-                # float32 on the CPU).
-                padded = torch.zeros((INFERENCE_BLOCK, A.shape[1]), device=device)
-                padded[:n_rows] = rows
-                rows = padded
-            elif target is not None:
-                dest = target[start:stop]
+            if n_rows == INFERENCE_BLOCK and target is not None:
+                dest = target[start : start + n_rows]
             try:
                 block = fn(rows, dest)[:n_rows]
-                # A sum is finite when every value is (one fast reduction);
-                # the exact test runs only when it is not.
-                if (
-                    check_output
-                    and not math.isfinite(float(block.sum()))
-                    and not torch.isfinite(block).all()
-                ):
+                if check_output and not all_finite(block):
                     raise NonFiniteLayer
             except NonFiniteLayer:
                 # NaN or infinity in X (the caller's error), else finite
                 # values that overflow the network.
-                check_input(A[start:stop])
+                check_input(A[start : start + INFERENCE_BLOCK])
                 raise ValueError(
                     f"The {what} of rows {start}..{start + n_rows - 1} are not "
                     "finite: X holds values so far from the training data's "
                     "range that the float32 network overflows. Scale X as the "
                     "training data was scaled."
                 ) from None
-            if dest is None or block.data_ptr() != dest.data_ptr():
-                out[start : start + n_rows] = block.cpu()
+            if dest is None or not _same_memory(block, dest):
+                out[start : start + n_rows] = block if device is None else block.cpu()

@@ -8,16 +8,21 @@ nanny (``LocalCluster(processes=False)``, ``dask worker --no-nanny``, a
 ``Worker`` started by hand) keep torch's default of one thread per core, in
 every task at once: ``limit_threads`` caps torch's intra-op threads at the
 worker's thread count while it is entered, and does nothing outside a Dask
-worker.
+worker. NumPy's BLAS has one thread count for the whole process, which a
+task cannot cap without racing the others: ``blas_within_share`` says
+whether it already keeps within the worker's share (it does in workers
+started by a nanny), so that inference may use NumPy's products there.
 """
 
+import functools
 import sys
 import threading
 from contextlib import contextmanager
 
 import torch
+from threadpoolctl import threadpool_info
 
-__all__ = ["limit_threads"]
+__all__ = ["blas_within_share", "limit_threads"]
 
 _lock = threading.Lock()
 _entered = 0
@@ -36,6 +41,23 @@ def _worker_nthreads():
     except ValueError:
         return None
     return worker.state.nthreads
+
+
+@functools.cache
+def _blas_threads():
+    """The most threads a BLAS loaded in this process uses (1 if none)."""
+    return max(
+        (p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"),
+        default=1,
+    )
+
+
+def blas_within_share():
+    """Whether NumPy's BLAS uses no more threads than this task's share: any
+    count outside a Dask worker, at most the worker's thread count inside
+    one."""
+    nthreads = _worker_nthreads()
+    return nthreads is None or _blas_threads() <= nthreads
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -154,30 +155,63 @@ class AutoencoderModule(nn.Module):
             h = self.encoder[i](h)
         return h
 
-    def inference_encoder(self, check_first_layer=None):
+    def inference_layers(self):
+        """The encoder's ``(weight, bias)`` pairs as applied to the raw input.
+
+        The centring and scaling are folded into the first layer,
+        W s (x - offset) + b = (W s) x + (b - W s offset), so that inference
+        makes no pass over its input beyond the layers' own.
+        """
+        first = self.encoder[0]
+        weight = self.input_weight
+        bias = torch.addmv(first.bias, weight, self.input_offset, alpha=-1)
+        return [(weight, bias)] + [
+            (layer.weight, layer.bias) for layer in self.encoder[2::2]
+        ]
+
+    def _numpy_layers(self):
+        """:meth:`inference_layers` as NumPy ``(weight.T, bias)`` pairs,
+        folded in NumPy from views of the weights: no torch operation, which
+        on the CPU would wake torch's thread pool beside the BLAS's."""
+
+        def view(t):
+            return t.detach().cpu().numpy()
+
+        first = self.encoder[0]
+        weight = view(first.weight) * view(self.input_scale)
+        bias = view(first.bias) - weight @ view(self.input_offset)
+        layers = [(weight, bias)] + [
+            (view(layer.weight), view(layer.bias)) for layer in self.encoder[2::2]
+        ]
+        # W.T laid out row-major: the BLAS's faster layout here.
+        return [(np.ascontiguousarray(w.T), b) for w, b in layers]
+
+    def inference_encoder(self, check_first_layer=None, numpy=False):
         """The encoder as a function of the raw input, for inference.
 
-        The centring and scaling are folded into the first layer once,
-        W s (x - offset) + b = (W s) x + (b - W s offset): the returned
-        function makes no pass over its input beyond the layers' own, and
-        no weight-sized operation per call. It is ``encode(x, out=None)``:
-        given ``out`` (a tensor of the codes' shape), the codes are written
-        there and ``out`` is returned.
+        The layers are :meth:`inference_layers`, folded once: the returned
+        function makes no weight-sized operation per call. It is
+        ``encode(x, out=None)``: given ``out`` (an array of the codes'
+        shape), the codes are written there and ``out`` is returned.
+
+        With ``numpy=True`` it maps float32 NumPy arrays to NumPy arrays
+        through NumPy's matrix product (the BLAS scikit-learn's own
+        transformers use) and no torch operation; tensors otherwise.
 
         ``check_first_layer``, when given, is called with the first layer's
         output before its activation (every input value has reached it: a
         NaN or infinite input makes its whole row non-finite).
         """
-        first = self.encoder[0]
-        weight = self.input_weight
-        bias = torch.addmv(first.bias, weight, self.input_offset, alpha=-1)
-        layers = [(weight, bias)] + [
-            (layer.weight, layer.bias) for layer in self.encoder[2::2]
-        ]
-        activate = ACTIVATIONS[self.activation].in_place
+        activation = ACTIVATIONS[self.activation]
+        if numpy:
+            layers = self._numpy_layers()
+            activate = activation.numpy_in_place
+        else:
+            layers = self.inference_layers()
+            activate = activation.in_place
         last = len(layers) - 1
 
-        def encode(x, out=None):
+        def encode_tensor(x, out=None):
             h = x
             for i, (w, b) in enumerate(layers):
                 if i == last and out is not None:
@@ -190,7 +224,19 @@ class AutoencoderModule(nn.Module):
                     activate(h)
             return h
 
-        return encode
+        def encode_array(x, out=None):
+            h = x
+            for i, (w_t, b) in enumerate(layers):
+                dest = out if i == last and out is not None else None
+                h = np.matmul(h, w_t, out=dest)
+                h += b
+                if i == 0 and check_first_layer is not None:
+                    check_first_layer(h)
+                if activate is not None:
+                    activate(h)
+            return h
+
+        return encode_array if numpy else encode_tensor
 
     def decode(self, codes):
         return self.decoder(codes)

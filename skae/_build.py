@@ -1,0 +1,143 @@
+"""Building the net an estimator trains, and continuing one.
+
+``_build_net`` turns the estimator's parameters and the training rows into
+an unfitted ``AutoencoderNet``: the module's units (``skae._units``), its
+initial output and code biases, the optimizer, the penalty and the
+corruption. ``skae.io`` rebuilds saved nets with it. ``_check_same_model``
+and ``_update_training_settings`` serve ``warm_start`` and ``partial_fit``.
+"""
+
+import numpy as np
+import torch
+
+from ._engine.net import AutoencoderNet, ReconstructionLoss, resolve_device
+from ._nn.modules import AutoencoderModule
+from ._units import _moments, _units
+
+
+def _constant_loss(net):
+    """The training loss of the best constant reconstruction: tol's unit."""
+    if net.initialized_:
+        return float(net.module_.constant_loss)
+    return float(net.module__constant_loss)
+
+
+class _NetMixin:
+    """The net of ``_BaseAutoencoder`` (see the module docstring)."""
+
+    def _centre_only(self, loss):
+        """Whether the encoder's input is only centred (not scaled)."""
+        return False
+
+    def _build_net(self, X, seed, loss):
+        device = resolve_device(self.device)
+        mean, variance = _moments(X)
+        input_scale, target_scale = _units(variance)
+        if self._centre_only(loss):
+            input_scale = np.ones_like(input_scale)
+        # The decoder starts at the best constant reconstruction: the mean
+        # (zero in its units), or its logit for cross-entropy.
+        target_offset, output_bias = mean, np.zeros_like(mean)
+        constant_loss = target_scale**2 * float(variance.sum())
+        if loss == "binary_cross_entropy":
+            target_offset, target_scale = None, 1.0
+            p = np.clip(mean, 1e-3, 1 - 1e-3)
+            output_bias = np.log(p / (1 - p))
+            # Cross-entropy is linear in the target: the mean's is exact.
+            constant_loss = -float((mean * np.log(p) + (1 - mean) * np.log1p(-p)).sum())
+        if self.solver == "adam":
+            optimizer = torch.optim.Adam
+            solver_kwargs = {"optimizer__fused": device.type in ("cpu", "cuda")}
+        else:
+            optimizer = torch.optim.SGD
+            solver_kwargs = {"optimizer__momentum": 0.9, "optimizer__nesterov": True}
+        return AutoencoderNet(
+            AutoencoderModule,
+            module__n_features=X.shape[1],
+            module__n_components=self.n_components,
+            module__hidden_layer_sizes=self._hidden_layer_sizes(),
+            module__activation=self._resolve_activation(),
+            module__input_offset=mean,
+            module__input_scale=input_scale,
+            module__target_offset=target_offset,
+            module__target_scale=target_scale,
+            module__constant_loss=constant_loss,
+            module__output_bias=output_bias,
+            module__code_bias=self._code_bias(),
+            module__seed=seed,
+            criterion=ReconstructionLoss,
+            criterion__loss=loss,
+            optimizer=optimizer,
+            lr=self.learning_rate_init,
+            weight_decay=self.alpha,
+            **solver_kwargs,
+            batch_size=self._effective_batch_size(X.shape[0]),
+            train_split=None,
+            verbose=0,
+            device=str(device),
+            corrupt=self._corruption(X),
+            penalty=self._penalty(),
+            seed=seed,
+            shuffle=self.shuffle,
+        )
+
+    # Parameters that define the network: warm_start and partial_fit
+    # continue the same one, so a change of these is an error.
+    _MODEL_PARAMS = ("n_components", "hidden_layer_sizes", "activation", "solver")
+
+    def _check_same_model(self, net):
+        """Refuse to continue a network whose defining parameters changed."""
+        built = {
+            "n_components": net.module__n_components,
+            "hidden_layer_sizes": tuple(net.module__hidden_layer_sizes),
+            "activation": net.module__activation,
+            "solver": "adam" if net.optimizer is torch.optim.Adam else "sgd",
+        }
+        now = {
+            "n_components": self.n_components,
+            "hidden_layer_sizes": tuple(self._hidden_layer_sizes()),
+            "activation": self._resolve_activation(),
+            "solver": self.solver,
+        }
+        changed = [name for name in self._MODEL_PARAMS if built[name] != now[name]]
+        if self.loss != "auto" and self.loss != self.loss_:
+            changed.append("loss")
+            built["loss"], now["loss"] = self.loss_, self.loss
+        if changed:
+            what = ", ".join(f"{n} from {built[n]!r} to {now[n]!r}" for n in changed)
+            raise ValueError(
+                f"{type(self).__name__} cannot continue training its network: "
+                f"{what} changed since it was built, and warm_start and "
+                "partial_fit continue the same network. Call fit with "
+                "warm_start=False to train a new one, or set the parameters "
+                "back."
+            )
+
+    def _update_training_settings(self, net, X):
+        """Apply the current training parameters to a network that continues.
+
+        The step size, weight decay, batch size, shuffling, penalty and
+        corruption are read from the parameters on every call, so that
+        ``set_params`` between calls takes effect as it does for ``fit``.
+        """
+        if net.lr != self.learning_rate_init and net.initialized_:
+            # A new step size replaces the current one (partial_fit does not
+            # reset it otherwise; fit's stopping rule starts from net.lr).
+            for group in net.optimizer_.param_groups:
+                group["lr"] = self.learning_rate_init
+        net.lr = self.learning_rate_init
+        net.weight_decay = self.alpha
+        net.batch_size = self._effective_batch_size(X.shape[0])
+        net.shuffle = self.shuffle
+        net.penalty = self._penalty()
+        corrupt = self._corruption(X)
+        old = net.corrupt
+        same_noise = (
+            corrupt is not None
+            and old is not None
+            and corrupt.func is old.func
+            and corrupt.keywords.get("level") == old.keywords.get("level")
+        )
+        # The same noise keeps the range it was built with (salt and pepper's
+        # training minimum and maximum), not the range of this call's X.
+        net.corrupt = old if same_noise else corrupt

@@ -1,0 +1,308 @@
+"""What an estimator decides before training, and what it keeps after.
+
+This is the one interface between the estimators and the engine. An
+estimator's ``fit`` is three steps:
+
+1. ``plan = self._plan(X, incremental)``: validate X and decide, in NumPy
+   and scikit-learn terms, everything training needs: the loss, the seed,
+   the training and validation rows, the net (built on the training rows:
+   its units, initial weights, penalty and corruption), the epoch budget
+   and the stopping rule. A :class:`Plan` holds the result.
+2. The engine trains ``plan.net``: ``skae._engine.train.train`` for one
+   net, ``skae._engine.batched.fit_nets`` for many at once
+   (``BatchedGridSearchCV``). Neither knows about estimators.
+3. ``self._adopt(plan, net, outcome)``: keep the trained net and set the
+   fitted attributes and warnings, the same whichever engine trained it.
+
+``skae.model_selection`` uses only these two methods (and the estimator's
+public parameters); ``skae.io`` rebuilds a saved net with ``_build_net``.
+"""
+
+import warnings
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from ._build import _constant_loss, _NetMixin
+
+__all__ = ["Outcome", "Plan"]
+
+# How far outside [0, 1] a value may lie and still count as inside for
+# cross-entropy: a few float32 ulps at 1, far above float64 rounding errors.
+_UNIT_TOLERANCE = 1e-6
+
+# batch_size="auto" splits small data sets into at least this many batches
+# (of at least _MIN_AUTO_BATCH rows): with one or two batches an epoch is
+# one or two optimizer steps, and no number of epochs trains the model.
+_MIN_BATCHES_PER_EPOCH = 20
+_MIN_AUTO_BATCH = 16
+
+# max_iter="auto": at least this many epochs, and as many more as make
+# _AUTO_MAX_STEPS optimizer steps on small data (measured: the default
+# SparseAutoencoder on 1348 rows of digits stops by its rule after ~30 000
+# steps, ContractiveAutoencoder on 331 rows of diabetes after ~19 000).
+_AUTO_MIN_EPOCHS = 200
+_AUTO_MAX_STEPS = 50_000
+
+# A fit whose best training loss is above this fraction of the best constant
+# reconstruction's learned nothing (see _warn_if_constant).
+_CONSTANT_FRACTION = 0.99
+
+
+def _budget_note(max_iter):
+    """What the epoch limit of ``max_iter="auto"`` was, for the warning."""
+    if max_iter != "auto":
+        return ""
+    return (
+        f" (max_iter='auto': {_AUTO_MAX_STEPS} optimizer steps, at least "
+        f"{_AUTO_MIN_EPOCHS} epochs; set max_iter to train longer)"
+    )
+
+
+@dataclass
+class Plan:
+    """One fit, decided: what the engine trains and how.
+
+    Attributes
+    ----------
+    net : AutoencoderNet
+        The net to train, built on the training rows (or the estimator's
+        net, when training continues).
+    loss : str
+        The loss, resolved.
+    X : ndarray
+        The validated training data of the call.
+    train_rows, valid_rows : ndarray of int or None
+        Positions in X of the rows the net trains on and of the validation
+        rows (early stopping); None for all rows and no validation.
+    epochs : int
+        The most epochs to train.
+    stopping : dict or None
+        The stopping rule's settings (``monitor``, ``patience``,
+        ``threshold`` in absolute loss units, ``max_reductions``,
+        ``load_best``); None for ``partial_fit``, which trains one epoch.
+    continuing : bool
+        Whether the net was trained before (warm start, partial_fit).
+    n_before : int
+        Epochs the net had trained before this call.
+    """
+
+    net: object
+    loss: str
+    X: np.ndarray
+    train_rows: np.ndarray | None
+    valid_rows: np.ndarray | None
+    epochs: int
+    stopping: dict | None
+    continuing: bool
+    n_before: int
+
+    @property
+    def X_train(self):
+        return self.X if self.train_rows is None else self.X[self.train_rows]
+
+    @property
+    def X_valid(self):
+        return None if self.valid_rows is None else self.X[self.valid_rows]
+
+
+@dataclass
+class Outcome:
+    """How training ended: by the stopping rule, by the user, or neither."""
+
+    stopped: bool = False
+    interrupted: bool = False
+
+
+class _PlanningMixin(_NetMixin):
+    """The decisions of ``_BaseAutoencoder`` (see the module docstring)."""
+
+    def _plan(self, X, incremental):
+        """Validate X and decide the fit: a :class:`Plan`."""
+        continuing = hasattr(self, "net_") and (incremental or self.warm_start)
+        X = self._validate_X(X, reset=not continuing)
+        loss = self._resolve_loss(X, continuing)
+        self._hidden_layer_sizes()
+        self._resolve_activation()
+        if continuing:
+            net = self.net_
+            self._check_same_model(net)
+            seed = net.seed
+        else:
+            seed = self._draw_seed()
+        n_before = len(net.history) if continuing and net.initialized_ else 0
+        train_rows = valid_rows = None
+        if not incremental and self.early_stopping:
+            # Split before the net is built: its units (mean, scale, output
+            # bias) and the corruption's range come from the training part.
+            train_rows, valid_rows = self._split_validation(X.shape[0], seed + n_before)
+        X_train = X if train_rows is None else X[train_rows]
+        if continuing:
+            self._update_training_settings(net, X_train)
+        else:
+            net = self._build_net(X_train, seed, loss)
+        stopping = None
+        if not incremental:
+            stopping = dict(
+                monitor="valid_loss" if self.early_stopping else "train_loss",
+                patience=self.n_iter_no_change,
+                threshold=self.tol * _constant_loss(net),
+                max_reductions=2 if self.learning_rate == "adaptive" else 0,
+                load_best=self.early_stopping,
+            )
+        return Plan(
+            net=net,
+            loss=loss,
+            X=X,
+            train_rows=train_rows,
+            valid_rows=valid_rows,
+            epochs=1 if incremental else self._max_epochs(X_train.shape[0]),
+            stopping=stopping,
+            continuing=continuing,
+            n_before=n_before,
+        )
+
+    def _adopt(self, plan, net, outcome, stacklevel=2):
+        """Keep a trained net: the fitted attributes, and the warnings.
+
+        ``stacklevel`` is the warnings' as seen from the caller.
+        """
+        self.net_ = net
+        self.loss_ = plan.loss
+        self._record(net)
+        stacklevel += 1
+        if outcome.interrupted:
+            warnings.warn(
+                f"Training interrupted by the user. {type(self).__name__} keeps "
+                f"the weights of the last completed epoch ({self.n_iter_}).",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+            return
+        if plan.stopping is None:
+            return
+        if not outcome.stopped and len(net.history) - plan.n_before == plan.epochs:
+            warnings.warn(
+                f"Maximum iterations ({plan.epochs}) reached and the "
+                "optimization hasn't converged yet." + _budget_note(self.max_iter),
+                ConvergenceWarning,
+                stacklevel=stacklevel,
+            )
+        self._warn_if_constant(net, self.loss_curve_[plan.n_before :], stacklevel)
+
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if any(not isinstance(s, Integral) or s < 1 for s in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must contain positive integers only, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _resolve_loss(self, X, continuing):
+        """The loss to train with; checks that X suits it."""
+        loss = self.loss_ if continuing else self.loss
+        if loss == "squared_error":
+            return loss
+        low, high = X.min(), X.max()
+        # Values a rounding error outside [0, 1] (MinMaxScaler's 1 + 2e-16)
+        # count as inside: they are 0 and 1 in float32, where training runs.
+        in_unit_interval = low >= -_UNIT_TOLERANCE and high <= 1 + _UNIT_TOLERANCE
+        if loss == "auto":
+            return "binary_cross_entropy" if in_unit_interval else "squared_error"
+        if not in_unit_interval:
+            raise ValueError(
+                "loss='binary_cross_entropy' needs every input value in [0, 1], "
+                f"got values in [{low:.4g}, {high:.4g}]. Scale the data "
+                "(e.g. with sklearn.preprocessing.MinMaxScaler) or use "
+                "loss='squared_error'."
+            )
+        return loss
+
+    def _draw_seed(self):
+        if self.random_state is None:
+            # Fresh entropy without touching NumPy's global random state.
+            return int(np.random.SeedSequence().generate_state(1)[0])
+        rng = check_random_state(self.random_state)
+        return int(rng.randint(np.iinfo(np.int32).max))
+
+    # batch_size="auto": at most this many rows, and at least
+    # _MIN_BATCHES_PER_EPOCH batches of _MIN_AUTO_BATCH rows or more.
+    _auto_batch_size = 128
+
+    def _effective_batch_size(self, n_samples):
+        """The batch size training uses for ``n_samples`` rows."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        per_batch = -(-n_samples // _MIN_BATCHES_PER_EPOCH)
+        return int(min(self._auto_batch_size, max(_MIN_AUTO_BATCH, per_batch)))
+
+    def _max_epochs(self, n_samples):
+        """The number of epochs ``max_iter`` allows on ``n_samples`` rows.
+
+        "auto" is the larger of 200 epochs and the epochs that make 50 000
+        optimizer steps: a step budget, so that small data sets (a few
+        batches per epoch) train as long as large ones need.
+        """
+        if self.max_iter != "auto":
+            return self.max_iter
+        batch_size = min(self._effective_batch_size(n_samples), max(1, n_samples))
+        batches = -(-n_samples // batch_size)
+        return max(_AUTO_MIN_EPOCHS, -(-_AUTO_MAX_STEPS // max(1, batches)))
+
+    def _split_validation(self, n_samples, seed):
+        """Positions of the training and the validation rows, each sorted."""
+        n_valid = int(round(self.validation_fraction * n_samples))
+        if n_valid < 1 or n_valid >= n_samples:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction="
+                f"{self.validation_fraction} leaves {n_valid} of {n_samples} "
+                "samples for validation; both the training and the validation "
+                "part need at least one sample. Use more samples, change "
+                "validation_fraction or set early_stopping=False."
+            )
+        perm = np.random.default_rng(seed).permutation(n_samples)
+        return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
+
+    def _warn_if_constant(self, net, losses, stacklevel):
+        """Warn when training ended no better than the constant reconstruction.
+
+        The decoder starts there (the mean, or its logit), so a fit that
+        stays within 1% of that loss learned nothing from X.
+        """
+        constant = _constant_loss(net)
+        if not losses or constant <= 0 or min(losses) < _CONSTANT_FRACTION * constant:
+            return
+        warnings.warn(
+            f"{type(self).__name__} learned almost nothing: its best training "
+            f"loss ({min(losses):.4g}) is within "
+            f"{100 * (1 - _CONSTANT_FRACTION):.0f}% of the loss of "
+            f"reconstructing every sample by the training mean ({constant:.4g}), "
+            "so its codes carry almost no information about X. Train longer "
+            "(max_iter), raise learning_rate_init, or lower the penalty weight.",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+    def _record(self, net):
+        """Set the fitted attributes that describe training."""
+        history = net.history
+        self.loss_curve_ = [float(row["train_loss"]) for row in history]
+        self.n_iter_ = len(history)
+        self.best_loss_ = min(self.loss_curve_)
+        valid = [-float(row["valid_loss"]) for row in history if "valid_loss" in row]
+        if valid:
+            self.validation_scores_ = valid
+            self.best_validation_score_ = max(valid)
+        else:  # none from an earlier fit may remain
+            self.__dict__.pop("validation_scores_", None)
+            self.__dict__.pop("best_validation_score_", None)
+        if not self._hidden_layer_sizes():
+            weight = net.module_.input_weight
+            self.components_ = weight.detach().cpu().numpy().copy()
+        else:
+            self.__dict__.pop("components_", None)
