@@ -531,3 +531,21 @@ def test_fit_copy_matches_installed_scikit_learn(X):
     assert ours.best_index_ == theirs.best_index_
     assert ours.best_params_ == theirs.best_params_
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_batched_fits_continue_as_their_sequential_fits(X, solver):
+    """Check that a batched fit hands its optimizer state (moments, step
+    counts, learning rate) to its net: partial_fit continues it as it
+    continues the sequential fit."""
+    estimator = Autoencoder(n_components=3, solver=solver, **FAST)
+    grid = {"learning_rate_init": [1e-3, 1e-2]}
+    fitted = _check_against_sequential(X, estimator, grid)
+    for ours, X_test in fitted:
+        params = {name: ours.get_params()[name] for name in grid}
+        reference = clone(estimator).set_params(**params)
+        X_train = X[_train_rows(X, X_test)]
+        reference.fit(X_train)
+        ours.partial_fit(X_train)
+        reference.partial_fit(X_train)
+        _assert_same_fit(ours, reference, X_test)

@@ -9,10 +9,11 @@ net. Each net ends as its own ``partial_fit`` under ``PlateauStopping``
 would leave it, to float32 rounding: the same initial weights (its own
 module), the same permutation of its rows in every epoch and the same noise
 (drawn from its own seeded generators, as ``AutoencoderNet`` draws them),
-the same optimizer arithmetic (Adam or SGD with Nesterov momentum, its own
-learning rate and weight decay per parameter group), the same epoch loss
-(batch losses averaged with batch-size weights, as skorch's
-``PassthroughScoring`` does) and the same stopping rule. A net that stops or
+the same activations and penalties (``skae._nn``: the penalties' stacked
+forms), the same optimizer (its torch optimizer, stepping one parameter row
+per net) and stopping rule (its ``PlateauStopping``; both in
+``members.py``), and the same epoch loss (batch losses averaged with
+batch-size weights, as skorch's ``PassthroughScoring`` does). A net that stops or
 whose loss is no longer finite leaves the stack at the end of that epoch;
 the others go on.
 
@@ -27,6 +28,7 @@ This layer knows torch only.
 import numpy as np
 import torch
 
+from .members import _Optimizer, _Scores, _Stopping
 from .net import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
 from .stacked import _layers, _Layout, _plan, _Stack
 
@@ -40,184 +42,6 @@ def _padded(rows, device):
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
-
-
-class _Optimizer:
-    """Adam, or SGD with momentum, over the flat (nets, params) buffers.
-
-    The arithmetic of ``torch.optim.Adam`` (also its fused kernels) and
-    ``torch.optim.SGD``, with one learning rate and one weight decay on the
-    weights per net (``AutoencoderNet.weight_decay``, added to the weights'
-    gradients as the optimizers add theirs); each net has its own step
-    count.
-    """
-
-    def __init__(self, nets, layout, stack):
-        group = nets[0].optimizer_.param_groups[0]
-        if group.get("amsgrad") or group.get("maximize") or group.get("dampening"):
-            raise ValueError(
-                "Batched training implements Adam without amsgrad and SGD "
-                "without dampening, never maximizing."
-            )
-        self.adam = "betas" in group
-        if self.adam:
-            self.beta1, self.beta2 = group["betas"]
-            self.eps = group["eps"]
-            names = ("exp_avg", "exp_avg_sq")
-        else:
-            self.momentum = group["momentum"]
-            self.nesterov = group["nesterov"]
-            self.dampening = group["dampening"]
-            names = ("momentum_buffer",)
-        for name in names:
-            stack.buffers[name] = torch.zeros_like(stack.params)
-        self.device = stack.device
-        self.lr = np.array([float(net.lr) for net in nets])
-        self.steps = np.zeros(len(nets), dtype=np.int64)
-        # The weights' columns and each net's decay, as a (nets, 1) column on
-        # the device (made once, not per step); empty without any decay.
-        self.decay = {}
-        values = [net.weight_decay for net in nets]
-        if any(values):
-            lo, hi = layout.weight_range
-            self.decay["weights"] = (lo, hi, self._column(values))
-
-    def select(self, keep):
-        self.lr = self.lr[keep]
-        self.steps = self.steps[keep]
-        rows = torch.as_tensor(keep, device=self.device)
-        self.decay = {
-            g: (lo, hi, v.index_select(0, rows))
-            for g, (lo, hi, v) in self.decay.items()
-        }
-
-    def _column(self, values):
-        return torch.as_tensor(
-            np.asarray(values, dtype=np.float32), device=self.device
-        ).unsqueeze(1)
-
-    def step(self, stack, idle):
-        """Update every net but those at positions ``idle``."""
-        saved = None
-        if len(idle):
-            index = torch.as_tensor(idle, device=self.device)
-            saved = [
-                t.index_select(0, index)
-                for t in (stack.params, *stack.buffers.values())
-            ]
-        active = np.ones(len(self.lr), dtype=bool)
-        active[idle] = False
-        self.steps[active] += 1
-        p, g = stack.params, stack.grad
-        for lo, hi, decay in self.decay.values():
-            g[:, lo:hi].addcmul_(p[:, lo:hi], decay)
-        if self.adam:
-            self._adam(stack, p, g)
-        else:
-            self._sgd(stack, p, g)
-        if saved is not None:
-            for t, rows in zip((stack.params, *stack.buffers.values()), saved):
-                t.index_copy_(0, index, rows)
-
-    def _adam(self, stack, p, g):
-        exp_avg, exp_avg_sq = stack.buffers["exp_avg"], stack.buffers["exp_avg_sq"]
-        steps = np.maximum(self.steps, 1).astype(np.float64)
-        step_size = self.lr / (1 - self.beta1**steps)
-        bias_correction2_sqrt = np.sqrt(1 - self.beta2**steps)
-        exp_avg.lerp_(g, 1 - self.beta1)
-        exp_avg_sq.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-        denom = exp_avg_sq.sqrt().div_(self._column(bias_correction2_sqrt))
-        denom.add_(self.eps)
-        update = exp_avg * self._column(step_size)
-        p.sub_(update.div_(denom))
-
-    def _sgd(self, stack, p, g):
-        # torch starts the buffer at the first gradient; from zero, the
-        # first update gives the same (no dampening).
-        buf = stack.buffers["momentum_buffer"]
-        buf.mul_(self.momentum).add_(g, alpha=1 - self.dampening)
-        if self.nesterov:
-            g = g.add(buf, alpha=self.momentum)
-        else:
-            g = buf
-        p.addcmul_(g, self._column(-self.lr))
-
-    def state(self, net, layout, stack, i):
-        """Set net's optimizer state (and learning rate) from row i."""
-        optimizer = net.optimizer_
-        for group in optimizer.param_groups:
-            group["lr"] = float(self.lr[i])
-        params = dict(net.module_.named_parameters())
-        for name, sl in zip(layout.names, layout.slices):
-            p = params[name]
-            state = {k: v[i, sl].view_as(p).clone() for k, v in stack.buffers.items()}
-            if self.adam:
-                group = next(
-                    g
-                    for g in optimizer.param_groups
-                    if any(q is p for q in g["params"])
-                )
-                on_device = group.get("fused") or group.get("capturable")
-                state["step"] = torch.tensor(
-                    float(self.steps[i]),
-                    dtype=torch.float32,
-                    device=p.device if on_device else "cpu",
-                )
-            optimizer.state[p] = state
-
-
-class _Stopping:
-    """``PlateauStopping`` with ``threshold_mode="abs"``, one state per net."""
-
-    def __init__(self, n, patience, threshold, max_reductions, factor=0.1):
-        self.patience = patience
-        self.threshold = threshold
-        self.max_reductions = max_reductions
-        self.factor = factor
-        self.misses = np.zeros(n, dtype=np.int64)
-        self.reductions = np.zeros(n, dtype=np.int64)
-        self.dynamic_threshold = np.full(n, np.inf)
-        self.best_epoch = np.zeros(n, dtype=np.int64)
-
-    def select(self, keep):
-        if np.ndim(self.threshold):
-            self.threshold = self.threshold[keep]
-        for name in ("misses", "reductions", "dynamic_threshold", "best_epoch"):
-            setattr(self, name, getattr(self, name)[keep])
-
-    def update(self, scores, epoch, lr):
-        """Record one epoch; returns (improved, stopped) boolean arrays.
-
-        Lowers ``lr`` (in place) of the nets that reach a plateau with
-        reductions left.
-        """
-        improved = scores < self.dynamic_threshold
-        self.misses = np.where(improved, 0, self.misses + 1)
-        self.dynamic_threshold = np.where(
-            improved, scores - self.threshold, self.dynamic_threshold
-        )
-        self.best_epoch = np.where(improved, epoch, self.best_epoch)
-        plateau = self.misses == self.patience
-        reduce = plateau & (self.reductions < self.max_reductions)
-        self.reductions[reduce] += 1
-        self.misses[reduce] = 0
-        lr[reduce] *= self.factor
-        return improved, plateau & ~reduce
-
-
-class _Scores:
-    """skorch's ``PassthroughScoring``: the best epoch loss so far, per net."""
-
-    def __init__(self, n):
-        self.best = np.full(n, np.inf)
-
-    def select(self, keep):
-        self.best = self.best[keep]
-
-    def update(self, losses):
-        is_best = losses < self.best
-        self.best = np.where(is_best, losses, self.best)
-        return is_best
 
 
 def fit_nets(
@@ -266,7 +90,15 @@ def fit_nets(
         ``"error"`` (None, or why training failed: a non-finite loss).
     """
     return _Trainer(nets, X, train_rows, valid_rows, penalty).run(
-        epochs, _Stopping(len(nets), patience, threshold, max_reductions), load_best
+        epochs,
+        _Stopping(
+            nets,
+            "train_loss" if valid_rows is None else "valid_loss",
+            patience,
+            threshold,
+            max_reductions,
+        ),
+        load_best,
     )
 
 
@@ -414,8 +246,8 @@ class _Trainer:
             # the loss records, the finiteness check, the stopping rule.
             self._record(epoch, train_loss, train_scores, valid_loss, valid_scores)
             finite = np.isfinite(train_loss)
-            monitored = train_loss if valid_loss is None else valid_loss
-            improved, stopped = stopping.update(monitored, epoch, self.optimizer.lr)
+            rows = [self.histories[p][-1] for p in self.alive]
+            improved, stopped = stopping.update(rows, epoch, self.optimizer.lr)
             improved &= finite
             if load_best and improved.any():
                 better = torch.as_tensor(np.flatnonzero(improved), device=self.device)
@@ -439,12 +271,12 @@ class _Trainer:
                 keep = np.flatnonzero(~done)
                 for part in (
                     stack,
-                    self.optimizer,
                     stopping,
                     train_scores,
                     valid_scores,
                 ):
                     part.select(keep)
+                self.optimizer.select(keep, stack)
                 if self.penalty is not None:
                     index = torch.as_tensor(keep, device=self.device)
                     self.penalty = self.penalty.select(index)
@@ -476,7 +308,7 @@ class _Trainer:
         if error is None:
             row = self.stack.best[i] if use_best else self.stack.params[i]
             self.layout.load_row(net.module_, row)
-            self.optimizer.state(net, self.layout, self.stack, i)
+            self.optimizer.state_of(net, self.layout, i)
             for values in self.histories[self.alive[i]]:
                 net.history.new_epoch()
                 for key, value in values.items():

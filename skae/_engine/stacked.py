@@ -283,8 +283,6 @@ class _Stack:
         self.target_scale = torch.stack([m.target_scale for m in modules]).to(device)
         self.train_rows = train_rows
         self.valid_rows = valid_rows
-        # The optimizer's per-parameter buffers, by name.
-        self.buffers = {}
         # The parameters at each net's best epoch so far (with load_best).
         self.best = None
 
@@ -301,7 +299,6 @@ class _Stack:
         ):
             if getattr(self, name) is not None:
                 setattr(self, name, getattr(self, name).index_select(0, index))
-        self.buffers = {k: v.index_select(0, index) for k, v in self.buffers.items()}
         self.train_rows = [self.train_rows[i] for i in keep]
         if self.valid_rows is not None:
             self.valid_rows = [self.valid_rows[i] for i in keep]
