@@ -22,8 +22,8 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import validate_data
 
+from ._engine.callbacks import PlateauStopping, ProgressBar
 from ._engine.inference import OutOfMemoryError as _OutOfMemoryError
-from ._engine.net import PlateauStopping, ProgressBar
 from ._engine.train import train
 from ._inference import _InferenceMixin
 from ._plan import Outcome, _PlanningMixin

@@ -22,8 +22,8 @@ from sklearn.utils.metaestimators import _safe_split
 
 from ._base import _BaseAutoencoder, _OutOfMemoryError
 from ._engine.batched import fit_nets
+from ._engine.data import resolve_device
 from ._engine.inference import as_tensor
-from ._engine.net import resolve_device
 from ._engine.stacked import StackedPenalty, member_bytes
 from ._plan import Outcome
 from ._pretrained import Pretrained, digest

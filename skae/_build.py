@@ -10,7 +10,8 @@ and ``_update_training_settings`` serve ``warm_start`` and ``partial_fit``.
 import numpy as np
 import torch
 
-from ._engine.net import AutoencoderNet, ReconstructionLoss, resolve_device
+from ._engine.data import resolve_device
+from ._engine.net import AutoencoderNet, ReconstructionLoss
 from ._nn.modules import AutoencoderModule
 from ._units import _moments, _units
 

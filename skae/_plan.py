@@ -15,7 +15,8 @@ estimator's ``fit`` is three steps:
    fitted attributes and warnings, the same whichever engine trained it.
 
 ``skae.model_selection`` uses only these two methods (and the estimator's
-public parameters); ``skae.io`` rebuilds a saved net with ``_build_net``.
+public parameters); ``skae.io`` rebuilds a saved net with ``_build_net``
+and reads the fitted attributes off it with ``_describe_net``.
 """
 
 import warnings
@@ -301,8 +302,14 @@ class _PlanningMixin(_NetMixin):
         else:  # none from an earlier fit may remain
             self.__dict__.pop("validation_scores_", None)
             self.__dict__.pop("best_validation_score_", None)
+        self._describe_net(net)
+
+    def _describe_net(self, net):
+        """Set the fitted attributes read off the net's module."""
+        self.activation_ = net.module_.activation
+        weight = net.module_.input_weight.detach().cpu().numpy().copy()
+        self.input_weights_ = weight
         if not self._hidden_layer_sizes():
-            weight = net.module_.input_weight
-            self.components_ = weight.detach().cpu().numpy().copy()
+            self.components_ = weight.copy()
         else:
             self.__dict__.pop("components_", None)

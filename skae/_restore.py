@@ -20,7 +20,7 @@ from ._archive import (
     _LOSSES,
     _invalid,
 )
-from ._engine.net import resolve_device
+from ._engine.data import resolve_device
 
 
 def _choose_device(saved, device):

@@ -185,6 +185,16 @@ class SparseAutoencoder(_BaseAutoencoder):
         The reconstruction loss trained with (``loss`` with "auto"
         resolved).
 
+    activation_ : {"identity", "logistic", "tanh", "relu"}
+        The activation the encoder applies (``activation`` with "auto"
+        resolved).
+
+    input_weights_ : ndarray of shape (n_units, n_features)
+        Weights of the first encoder layer as applied to the raw input (the
+        per-feature scaling of the input folded in): what each of its
+        ``n_units`` units (the first hidden layer's size, or
+        ``n_components`` without hidden layers) responds to.
+
     n_features_in_ : int
         Number of features seen during :term:`fit`.
 

@@ -84,20 +84,17 @@ from ._archive import (
     FORMAT_NAME,
     FORMAT_VERSION,
     _archive_digest,
-    _attribute_to_json,
     _check_digest,
     _check_document,
     _decode,
     _describe,
     _hook_tensors,
     _invalid,
-    _NotStorable,
-    _param_to_json,
     _read_archive,
     _read_weights,
     _to_cpu,
-    _to_json,
 )
+from ._codec import _attribute_to_json, _NotStorable, _param_to_json, _to_json
 from ._restore import (
     _check_fitted_attributes,
     _load_module_state,
@@ -373,4 +370,6 @@ def load(file, *, device=None):
     estimator.net_ = net
     for name, value in fitted.items():
         setattr(estimator, name, value)
+    # What the weights say (files of earlier versions lack some of it).
+    estimator._describe_net(net)
     return estimator

@@ -121,7 +121,7 @@ def test_wheel_metadata(tmp_path):
     requirements = " ".join(metadata.get_all("Requires-Dist"))
     for package in ("torch", "scikit-learn", "skorch", "numpy", "tqdm"):
         assert package in requirements
-    assert "skae/io.py" in files and "skae/plotting.py" in files
+    assert "skae/io.py" in files and "skae/plotting/__init__.py" in files
     assert not any(f.startswith(("tests/", "benchmarks/", "docs/")) for f in files)
 
 
@@ -197,3 +197,56 @@ def test_layers_import_only_downwards(layer, allowed_skae, forbidden):
             assert top not in forbidden, f"{path.name} imports {name}"
             if top == "skae":
                 assert name.startswith(allowed_skae), f"{path.name} imports {name}"
+
+
+# The estimator methods that the public helpers may call: the documented
+# interface of skae/_plan.py (plus scikit-learn's own _validate_params).
+_ESTIMATOR_INTERFACE = {
+    "_plan",
+    "_adopt",
+    "_validate_X",
+    "_build_net",
+    "_describe_net",
+    "_validate_params",
+}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "model_selection.py",
+        "_batched_search.py",
+        "io.py",
+        "_restore.py",
+        "_archive.py",
+        "_codec.py",
+        "metrics.py",
+        "_metrics_checks.py",
+        "plotting/__init__.py",
+        "plotting/_common.py",
+        "plotting/_filters.py",
+        "plotting/_loss.py",
+    ],
+)
+def test_helpers_use_the_estimator_interface_only(module):
+    """Check that model_selection, io, metrics and plotting reach an
+    estimator through its public attributes or the documented interface
+    of skae/_plan.py: no other private method, never ``net_.module_``."""
+    text = (ROOT / "skae" / module).read_text(encoding="utf-8")
+    assert "net_.module_" not in text
+    called = {
+        name
+        for owner, name in re.findall(r"(\w+|\))\.(_[a-z]\w*)\(", text)
+        if owner != "self"
+    }
+    assert called <= _ESTIMATOR_INTERFACE, called - _ESTIMATOR_INTERFACE
+
+
+def test_no_source_file_over_400_lines():
+    """Check that every module stays small enough to read as one piece."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in sorted((ROOT / "skae").rglob("*.py"))
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
+    }
+    assert not long, long

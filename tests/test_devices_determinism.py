@@ -16,7 +16,7 @@ from skae import (
     DenoisingAutoencoder,
     SparseAutoencoder,
 )
-from skae._engine.net import resolve_device
+from skae._engine.data import resolve_device
 
 requires_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"

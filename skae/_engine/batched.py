@@ -28,8 +28,8 @@ This layer knows torch only.
 import numpy as np
 import torch
 
+from .data import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
 from .members import _Optimizer, _Scores, _Stopping
-from .net import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
 from .stacked import _layers, _Layout, _plan, _Stack
 
 __all__ = ["fit_nets"]

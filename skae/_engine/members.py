@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from skorch.history import History
 
-from .net import PlateauStopping
+from .callbacks import PlateauStopping
 
 
 class _Optimizer:

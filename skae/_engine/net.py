@@ -1,5 +1,7 @@
-"""The training engine: skorch's NeuralNet fed by tensor slices, and device
-and seed helpers.
+"""The training engine: skorch's NeuralNet fed by tensor slices.
+
+Devices, seeds and the batch iterator are in ``data.py``; the callbacks it
+trains with (the stopping rule, the progress bar) in ``callbacks.py``.
 
 This layer knows torch and skorch only. A variant reaches it through two
 optional hooks, ``corrupt(x, generator)`` and
@@ -8,115 +10,21 @@ it trains.
 """
 
 import copy
-import math
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback
 from skorch.utils import TeeGenerator
 from torch import nn
-from tqdm.auto import tqdm
 
 from .._nn.backprop import Plan, backprop
 from .._nn.objectives import reconstruction_error
+from .callbacks import _CheckFinite
+from .data import _NOISE_STREAM, _SHUFFLE_STREAM, SliceIterator, _stream_generator
 
-__all__ = [
-    "AutoencoderNet",
-    "PlateauStopping",
-    "ProgressBar",
-    "ReconstructionLoss",
-    "SliceIterator",
-    "resolve_device",
-]
+__all__ = ["AutoencoderNet", "ReconstructionLoss"]
 
-_SHUFFLE_STREAM, _NOISE_STREAM = 1, 2
 _BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
-
-
-def resolve_device(device):
-    """Turn a device string into a torch.device, checking that it exists.
-
-    ``"auto"`` picks CUDA when available, then MPS, then the CPU.
-    """
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"device={device!r} is not a valid device. Use 'auto', 'cpu', "
-            "'cuda', 'cuda:N' or 'mps'."
-        ) from exc
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} was requested but CUDA is not available "
-                "here. Use device='auto' to fall back to the CPU."
-            )
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={device!r} was requested but only "
-                f"{torch.cuda.device_count()} CUDA device(s) are visible."
-            )
-    elif resolved.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError(
-                "device='mps' was requested but MPS is not available here. "
-                "Use device='auto' to fall back to the CPU."
-            )
-    elif resolved.type != "cpu":
-        raise ValueError(
-            f"device={device!r} is not supported. Use 'auto', 'cpu', 'cuda', "
-            "'cuda:N' or 'mps'."
-        )
-    return resolved
-
-
-def _stream_generator(seed, stream, epoch, device):
-    """A generator for one random stream, seeded by (seed, stream, epoch)."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(((int(seed) * 4 + stream) * 1_000_003 + epoch) % 2**63)
-    return generator
-
-
-class SliceIterator:
-    """Mini-batches sliced from a tensor already on its device.
-
-    Replaces skorch's default DataLoader, which indexes and collates one row
-    at a time. A shuffled epoch gathers ``X[perm[i:i + batch_size]]``; an
-    unshuffled one yields views.
-
-    Parameters
-    ----------
-    X : Tensor of shape (n_samples, n_features)
-    batch_size : int
-    generator : torch.Generator or None
-        Draws the permutation of each epoch; ``None`` means no shuffling.
-    """
-
-    def __init__(self, X, batch_size, generator=None):
-        self.X = X
-        self.batch_size = batch_size
-        self.generator = generator
-
-    def __len__(self):
-        return math.ceil(len(self.X) / self.batch_size)
-
-    def __iter__(self):
-        X, n, step = self.X, len(self.X), self.batch_size
-        if self.generator is None:
-            for start in range(0, n, step):
-                yield X[start : start + step], None
-            return
-        perm = torch.randperm(n, generator=self.generator, device=X.device)
-        for start in range(0, n, step):
-            yield X.index_select(0, perm[start : start + step]), None
 
 
 class ReconstructionLoss(nn.Module):
@@ -128,83 +36,6 @@ class ReconstructionLoss(nn.Module):
 
     def forward(self, output, target):
         return reconstruction_error(output, target, self.loss)
-
-
-class _CheckFinite(Callback):
-    """Stop training as soon as an epoch's loss is not finite."""
-
-    def on_epoch_end(self, net, **kwargs):
-        loss = net.history[-1, "train_loss"]
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"the training loss became {loss} at epoch {len(net.history)}"
-            )
-
-
-class PlateauStopping(EarlyStopping):
-    """skorch's EarlyStopping, lowering the learning rate at a plateau first.
-
-    Each time the monitored loss has not improved by ``threshold`` for
-    ``patience`` epochs, the learning rate of every parameter group is
-    multiplied by ``factor``, up to ``max_reductions`` times; the next
-    plateau stops training. Every call to ``fit`` starts again from the
-    net's ``lr``.
-
-    Attributes
-    ----------
-    reductions_ : int
-        Learning-rate reductions made in the current call.
-    stopped_ : bool
-        Whether this callback ended training (rather than ``max_epochs``).
-    """
-
-    def __init__(self, *args, max_reductions=0, factor=0.1, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.max_reductions = max_reductions
-        self.factor = factor
-
-    def on_train_begin(self, net, **kwargs):
-        super().on_train_begin(net, **kwargs)
-        self.reductions_ = 0
-        self.stopped_ = False
-        for group in net.optimizer_.param_groups:
-            group["lr"] = net.lr
-
-    def on_epoch_end(self, net, **kwargs):
-        try:
-            super().on_epoch_end(net, **kwargs)
-        except KeyboardInterrupt:
-            if self.reductions_ < self.max_reductions:
-                self.reductions_ += 1
-                self.misses_ = 0
-                for group in net.optimizer_.param_groups:
-                    group["lr"] *= self.factor
-                return
-            self.stopped_ = True
-            raise
-
-
-class ProgressBar(Callback):
-    """A tqdm bar over epochs showing the current training loss."""
-
-    def __init__(self, total=None, desc=None):
-        self.total = total
-        self.desc = desc
-
-    def on_train_begin(self, net, **kwargs):
-        self.bar_ = tqdm(total=self.total, desc=self.desc, unit="epoch")
-
-    def on_epoch_end(self, net, **kwargs):
-        row = net.history[-1]
-        postfix = {"loss": f"{row['train_loss']:.4g}"}
-        if "valid_loss" in row:
-            postfix["valid_loss"] = f"{row['valid_loss']:.4g}"
-        self.bar_.set_postfix(postfix, refresh=False)
-        self.bar_.update()
-
-    def on_train_end(self, net, **kwargs):
-        self.bar_.close()
-        self.bar_ = None
 
 
 class AutoencoderNet(NeuralNet):

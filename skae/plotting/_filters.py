@@ -1,68 +1,15 @@
-"""Displays of fitted autoencoders: encoder filters and training curves.
+"""The display of an encoder's first-layer filters, as a grid of images."""
 
-The displays follow scikit-learn's visualization API: a display holds the
-data to draw, its ``plot`` method draws it and stores the matplotlib objects
-in attributes ending in ``_``, and its ``from_estimator`` class method reads
-the data off a fitted estimator and plots it. matplotlib is needed only to
-plot: it is imported when ``plot`` or ``from_estimator`` is called.
-"""
-
-from math import ceil, isqrt
-from numbers import Integral
+from math import ceil
 
 import numpy as np
 from sklearn.utils._optional_dependencies import check_matplotlib_support
-from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseAutoencoder
-
-__all__ = ["FiltersDisplay", "TrainingCurveDisplay"]
+from ._common import _check_autoencoder, _check_image_shape, _check_positive_int
 
 # Filters drawn when n_filters is None: beyond this, tiles get too small to
 # read on a page.
 _MAX_DEFAULT_FILTERS = 100
-
-
-def _check_autoencoder(estimator, caller):
-    """Check that ``estimator`` is a fitted skae autoencoder."""
-    if not isinstance(estimator, _BaseAutoencoder):
-        raise TypeError(
-            f"{caller} needs a skae autoencoder (Autoencoder, SparseAutoencoder, "
-            "ContractiveAutoencoder, DenoisingAutoencoder), got "
-            f"{type(estimator).__name__}."
-        )
-    check_is_fitted(estimator)
-
-
-def _check_image_shape(image_shape, n_features):
-    """``image_shape`` as a tuple of two ints whose product is ``n_features``."""
-    if image_shape is None:
-        side = isqrt(n_features)
-        if side * side != n_features:
-            raise ValueError(
-                f"The filters have {n_features} features, which is not a perfect "
-                "square: pass image_shape=(height, width) with "
-                f"height * width == {n_features}."
-            )
-        return (side, side)
-    shape = tuple(image_shape)
-    if (
-        len(shape) != 2
-        or not all(isinstance(s, Integral) and s >= 1 for s in shape)
-        or shape[0] * shape[1] != n_features
-    ):
-        raise ValueError(
-            "image_shape must be two positive integers (height, width) with "
-            f"height * width equal to the number of features ({n_features}), "
-            f"got {image_shape!r}."
-        )
-    return (int(shape[0]), int(shape[1]))
-
-
-def _check_positive_int(value, name):
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _tile_axes(ax, n_tiles, n_cols, tile_shape):
@@ -309,8 +256,7 @@ class FiltersDisplay:
         """
         check_matplotlib_support(f"{cls.__name__}.from_estimator")
         _check_autoencoder(estimator, f"{cls.__name__}.from_estimator")
-        weight = estimator.net_.module_.input_weight
-        filters = weight.detach().cpu().numpy().copy()
+        filters = np.array(estimator.input_weights_, copy=True)
         n_units, n_features = filters.shape
         if n_filters is None:
             n_filters = min(n_units, _MAX_DEFAULT_FILTERS)
@@ -327,192 +273,3 @@ class FiltersDisplay:
         return display.plot(
             ax=ax, n_cols=n_cols, cmap=cmap, imshow_kwargs=imshow_kwargs
         )
-
-
-class TrainingCurveDisplay:
-    """Training loss, and validation loss if any, per epoch.
-
-    The best epoch, where the validation loss (or, without one, the training
-    loss) is lowest, is marked by a vertical line. With early stopping, its
-    weights are the ones the estimator keeps.
-
-    It is recommended to use :meth:`TrainingCurveDisplay.from_estimator` to
-    create a display. All parameters are stored as attributes.
-
-    Parameters
-    ----------
-    loss_curve : array-like of shape (n_epochs,)
-        Training loss of each epoch.
-
-    validation_loss : array-like of shape (n_epochs,), default=None
-        Validation loss of each epoch, NaN for epochs without one. None when
-        there is no validation loss.
-
-    name : str, default=None
-        Name prefixed to the legend's labels, e.g. to tell the curves of
-        several estimators drawn on one axes apart. No prefix when None.
-
-    Attributes
-    ----------
-    ax_ : matplotlib Axes
-        Axes with the curves.
-
-    figure_ : matplotlib Figure
-        Figure containing the curves.
-
-    lines_ : list of matplotlib Line2D
-        The training loss line, followed by the validation loss line when
-        there is a validation loss.
-
-    best_epoch_ : int
-        The best epoch, counted from 1.
-
-    best_epoch_line_ : matplotlib Line2D
-        The vertical line marking the best epoch.
-
-    See Also
-    --------
-    TrainingCurveDisplay.from_estimator : Draw the curves of a fitted
-        autoencoder.
-    FiltersDisplay : Filters of an encoder's first layer.
-
-    Examples
-    --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> from skae.plotting import TrainingCurveDisplay
-    >>> display = TrainingCurveDisplay(
-    ...     loss_curve=[4.0, 2.0, 1.5, 1.2], validation_loss=[4.1, 2.5, 2.2, 2.3]
-    ... )
-    >>> display = display.plot(log_scale=True)
-    >>> len(display.lines_), display.best_epoch_
-    (2, 3)
-    """
-
-    def __init__(self, *, loss_curve, validation_loss=None, name=None):
-        self.loss_curve = loss_curve
-        self.validation_loss = validation_loss
-        self.name = name
-
-    def plot(self, ax=None, *, log_scale=False):
-        """Draw the curves.
-
-        Parameters
-        ----------
-        ax : matplotlib Axes, default=None
-            Axes to draw on. None creates a figure with one axes.
-
-        log_scale : bool, default=False
-            Whether to draw the loss on a logarithmic scale.
-
-        Returns
-        -------
-        display : :class:`~skae.plotting.TrainingCurveDisplay`
-            Object that stores the drawn artists.
-        """
-        check_matplotlib_support(f"{type(self).__name__}.plot")
-        import matplotlib.pyplot as plt
-
-        loss_curve = np.asarray(self.loss_curve, dtype=float)
-        if loss_curve.ndim != 1 or loss_curve.size == 0:
-            raise ValueError(
-                "loss_curve must be a non-empty 1-D array of one loss per "
-                f"epoch, got shape {loss_curve.shape}."
-            )
-        monitored = loss_curve
-        curves = [("training loss", loss_curve)]
-        if self.validation_loss is not None:
-            validation_loss = np.asarray(self.validation_loss, dtype=float)
-            if validation_loss.shape != loss_curve.shape:
-                raise ValueError(
-                    "validation_loss must have one value (or NaN) per epoch of "
-                    f"loss_curve, got shape {validation_loss.shape} for "
-                    f"{loss_curve.size} epochs."
-                )
-            if not np.isnan(validation_loss).all():
-                monitored = validation_loss
-            curves.append(("validation loss", validation_loss))
-
-        if ax is None:
-            _, ax = plt.subplots()
-        prefix = "" if self.name is None else f"{self.name}: "
-        epochs = np.arange(1, loss_curve.size + 1)
-        self.lines_ = [
-            ax.plot(epochs, values, label=prefix + label)[0] for label, values in curves
-        ]
-        self.best_epoch_ = int(np.nanargmin(monitored)) + 1
-        self.best_epoch_line_ = ax.axvline(
-            self.best_epoch_,
-            color="gray",
-            linestyle=":",
-            label=f"{prefix}best epoch ({self.best_epoch_})",
-        )
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
-        if log_scale:
-            ax.set_yscale("log")
-        ax.legend()
-
-        self.ax_ = ax
-        self.figure_ = ax.figure
-        return self
-
-    @classmethod
-    def from_estimator(cls, estimator, *, ax=None, log_scale=False, name=None):
-        """Draw the training curves of a fitted autoencoder.
-
-        The training loss is ``loss_curve_``. The validation loss, drawn
-        when the estimator has ``validation_scores_`` (it was fitted with
-        ``early_stopping=True``), is ``-validation_scores_``.
-
-        Parameters
-        ----------
-        estimator : Autoencoder, SparseAutoencoder, ContractiveAutoencoder or \
-                DenoisingAutoencoder
-            A fitted skae autoencoder.
-
-        ax : matplotlib Axes, default=None
-            Axes to draw on. None creates a figure with one axes.
-
-        log_scale : bool, default=False
-            Whether to draw the loss on a logarithmic scale.
-
-        name : str, default=None
-            Name prefixed to the legend's labels. No prefix when None.
-
-        Returns
-        -------
-        display : :class:`~skae.plotting.TrainingCurveDisplay`
-            Object that stores the curves and the drawn artists.
-
-        Examples
-        --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
-        >>> import numpy as np
-        >>> from skae import Autoencoder
-        >>> from skae.plotting import TrainingCurveDisplay
-        >>> X = np.random.RandomState(0).normal(size=(100, 8))
-        >>> ae = Autoencoder(
-        ...     n_components=2, max_iter=5, early_stopping=True, random_state=0
-        ... ).fit(X)
-        >>> display = TrainingCurveDisplay.from_estimator(ae, log_scale=True)
-        >>> len(display.lines_)
-        2
-        """
-        check_matplotlib_support(f"{cls.__name__}.from_estimator")
-        _check_autoencoder(estimator, f"{cls.__name__}.from_estimator")
-        loss_curve = np.asarray(estimator.loss_curve_, dtype=float)
-        validation_loss = None
-        scores = getattr(estimator, "validation_scores_", None)
-        if scores is not None:
-            # Epochs trained without a validation set (a warm start or
-            # partial_fit after fitting with early stopping) have none.
-            measured = [
-                i for i, row in enumerate(estimator.net_.history) if "valid_loss" in row
-            ]
-            if len(measured) == len(scores) and len(measured) > 0:
-                validation_loss = np.full(loss_curve.size, np.nan)
-                validation_loss[measured] = -np.asarray(scores, dtype=float)
-        display = cls(loss_curve=loss_curve, validation_loss=validation_loss, name=name)
-        return display.plot(ax=ax, log_scale=log_scale)
