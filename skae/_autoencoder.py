@@ -123,6 +123,13 @@ class Autoencoder(_BaseAutoencoder):
         Weights of the code layer, as applied to the centred input. Only set
         when ``hidden_layer_sizes=()``.
 
+    dictionary_ : ndarray of shape (n_components, n_features)
+        The decoder's atoms: row ``j`` is what code unit ``j`` adds to the
+        reconstruction per unit of its code, in X's units (in logits with
+        ``loss_="binary_cross_entropy"``), so that the reconstruction is
+        ``codes @ dictionary_`` plus a constant. Only set when
+        ``hidden_layer_sizes=()``.
+
     loss_ : {"squared_error", "binary_cross_entropy"}
         The reconstruction loss trained with (``loss`` with "auto"
         resolved).

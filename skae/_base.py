@@ -27,6 +27,7 @@ from ._engine.inference import OutOfMemoryError as _OutOfMemoryError
 from ._engine.train import train
 from ._inference import _InferenceMixin
 from ._plan import Outcome, _PlanningMixin
+from ._pretrained import active as pretrained_active
 from ._pretrained import take
 from ._validation import (
     _check_callbacks,
@@ -139,6 +140,12 @@ class _BaseAutoencoder(
         """Initial bias of the code units, or None for torch's default."""
         return None
 
+    def _code_sparsity(self):
+        """``("topk", k)`` or ``("batch_topk", k)`` for a code layer that
+        keeps its largest activations (``skae/_nn/sparse_codes.py``), or
+        None for the ``activation``."""
+        return None
+
     def _corruption(self, X):
         """``corrupt(x, generator)`` or None, given the training data; must pickle."""
         return None
@@ -227,16 +234,22 @@ class _BaseAutoencoder(
         # A failed call leaves the estimator as it was (see _restore).
         before = dict(self.__dict__)
         try:
-            plan = self._plan(X, incremental)
+            validated = False
+            continuing = hasattr(self, "net_") and (incremental or self.warm_start)
+            if not continuing and pretrained_active():
+                # A fit that BatchedGridSearchCV trained ahead of time
+                # (skae/_pretrained.py), found by the validated data.
+                X = self._validate_X(X, reset=True)
+                validated = True
+                adopted = take(self, X)
+                if adopted is not None:
+                    self._adopt(*adopted, stacklevel=3)
+                    return self
+            plan = self._plan(X, incremental, validated=validated)
         except BaseException:
             self._restore(before)
             raise
-        # A fit that BatchedGridSearchCV trained ahead of time (skae._pretrained).
-        adopted = None if plan.continuing else take(self, plan.X)
-        if adopted is not None:
-            plan, net, outcome = adopted
-        else:
-            net, outcome = self._train(plan, before)
+        net, outcome = self._train(plan, before)
         self._adopt(plan, net, outcome, stacklevel=3)
         return self
 

@@ -131,6 +131,9 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     if plan.X.dtype.str not in fold["digest"]:
         fold["digest"][plan.X.dtype.str] = (plan.X, digest(plan.X))
     net = plan.net
+    if net.module__code_sparsity is not None:
+        kind = net.module__code_sparsity[0]
+        return f"its code layer ({kind}) has no batched form"
     penalty = net.penalty
     if penalty is not None and getattr(penalty, "stacked_ndims", None) is None:
         return f"its penalty ({penalty.func.__name__}) has no batched form"

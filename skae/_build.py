@@ -66,6 +66,7 @@ class _NetMixin:
             module__output_bias=output_bias,
             module__code_bias=self._code_bias(),
             module__seed=seed,
+            module__code_sparsity=self._code_sparsity(),
             criterion=ReconstructionLoss,
             criterion__loss=loss,
             optimizer=optimizer,
@@ -101,6 +102,11 @@ class _NetMixin:
             "solver": self.solver,
         }
         changed = [name for name in self._MODEL_PARAMS if built[name] != now[name]]
+        code_sparsity = getattr(net, "module__code_sparsity", None)
+        if code_sparsity != self._code_sparsity():
+            changed.append("code layer")
+            built["code layer"] = code_sparsity
+            now["code layer"] = self._code_sparsity()
         if self.loss != "auto" and self.loss != self.loss_:
             changed.append("loss")
             built["loss"], now["loss"] = self.loss_, self.loss

@@ -121,10 +121,12 @@ class Outcome:
 class _PlanningMixin(_NetMixin):
     """The decisions of ``_BaseAutoencoder`` (see the module docstring)."""
 
-    def _plan(self, X, incremental):
-        """Validate X and decide the fit: a :class:`Plan`."""
+    def _plan(self, X, incremental, validated=False):
+        """Validate X (unless ``validated``) and decide the fit: a
+        :class:`Plan`."""
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
-        X = self._validate_X(X, reset=not continuing)
+        if not validated:
+            X = self._validate_X(X, reset=not continuing)
         loss = self._resolve_loss(X, continuing)
         self._hidden_layer_sizes()
         self._resolve_activation()
@@ -311,5 +313,9 @@ class _PlanningMixin(_NetMixin):
         self.input_weights_ = weight
         if not self._hidden_layer_sizes():
             self.components_ = weight.copy()
+            module = net.module_
+            atoms = module.decoder[-1].weight / module.target_scale
+            self.dictionary_ = atoms.detach().cpu().numpy().T.copy()
         else:
             self.__dict__.pop("components_", None)
+            self.__dict__.pop("dictionary_", None)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["Pretrained", "take"]
+__all__ = ["Pretrained", "active", "take"]
 
 _lock = threading.Lock()
 _active = []
@@ -85,6 +85,11 @@ class Pretrained:
             with _lock:
                 _active.remove(self)
             self._entries.clear()  # what was not taken is not kept
+
+
+def active():
+    """Whether a store is active (in any thread of this process)."""
+    return bool(_active)
 
 
 def take(estimator, X):

@@ -1,7 +1,8 @@
-"""Sparse autoencoder: L1 or KL-divergence sparsity on the codes."""
+"""Sparse autoencoder: L1 or KL-divergence sparsity on the codes, or a
+TopK / BatchTopK code layer."""
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -63,19 +64,34 @@ class SparseAutoencoder(_BaseAutoencoder):
     n_components : int, default=32
         Size of the code.
 
-    sparsity : {"kl", "l1"}, default="kl"
-        Sparsity penalty. "kl": ``beta * sum_j KL(rho || rho_hat_j)``, where
-        ``rho_hat_j`` is the mean activation of code unit ``j`` over the
-        batch; it needs logistic codes. "l1": ``lambda * mean over batch of
-        sum_j |h_j| * ||W_dec[:, j]||``, weighted by the norm of the decoder
-        column each code drives, so that it cannot be lowered by shrinking
-        codes and growing decoder weights.
+    sparsity : {"kl", "l1", "topk", "batch_topk"}, default="kl"
+        How the codes are made sparse. "kl": the penalty ``beta * sum_j
+        KL(rho || rho_hat_j)``, where ``rho_hat_j`` is the mean activation
+        of code unit ``j`` over the batch; it needs logistic codes. "l1":
+        the penalty ``lambda * mean over batch of sum_j |h_j| *
+        ||W_dec[:, j]||``, weighted by the norm of the decoder column each
+        code drives, so that it cannot be lowered by shrinking codes and
+        growing decoder weights. "topk": no penalty; the code layer keeps
+        the ReLU of the ``n_nonzero_coefs`` largest pre-activations of each
+        row and zeroes the others (Gao et al. 2024), so every code has at
+        most ``n_nonzero_coefs`` non-zeros. "batch_topk": in training, the
+        ``n_nonzero_coefs * batch_size`` largest pre-activations of the
+        whole batch (Bussmann et al. 2024); at inference, the
+        pre-activations above a threshold learned in training (a running
+        average of the smallest activation kept per batch), so that
+        ``transform`` is per row, with about ``n_nonzero_coefs`` non-zeros
+        on average.
+
+    n_nonzero_coefs : int or None, default=None
+        Non-zero codes per row for "topk" (on average for "batch_topk");
+        None is 10% of ``n_components`` (at least 1). Only used with those.
 
     sparsity_weight : float or "auto", default="auto"
         Weight of the sparsity penalty: beta for "kl", lambda for "l1".
         "auto" is 5.0 for "kl" and 0.1 for "l1": with the reconstruction
         error summed over features, these reach the KL target rate and
-        useful L1 sparsity on digit-sized data without tuning.
+        useful L1 sparsity on digit-sized data without tuning. Not used by
+        "topk" and "batch_topk".
 
     sparsity_target : float, default=0.05
         Target mean activation rho of each code unit, in (0, 1). Only used
@@ -181,6 +197,13 @@ class SparseAutoencoder(_BaseAutoencoder):
         Weights of the code layer, as applied to the centred input. Only set
         when ``hidden_layer_sizes=()``.
 
+    dictionary_ : ndarray of shape (n_components, n_features)
+        The decoder's atoms: row ``j`` is what code unit ``j`` adds to the
+        reconstruction per unit of its code, in X's units (in logits with
+        ``loss_="binary_cross_entropy"``), so that the reconstruction is
+        ``codes @ dictionary_`` plus a constant. Only set when
+        ``hidden_layer_sizes=()``.
+
     loss_ : {"squared_error", "binary_cross_entropy"}
         The reconstruction loss trained with (``loss`` with "auto"
         resolved).
@@ -242,7 +265,8 @@ class SparseAutoencoder(_BaseAutoencoder):
 
     _parameter_constraints: dict = {
         **_BaseAutoencoder._parameter_constraints,
-        "sparsity": [StrOptions({"kl", "l1"})],
+        "sparsity": [StrOptions({"kl", "l1", "topk", "batch_topk"})],
+        "n_nonzero_coefs": [Interval(Integral, 1, None, closed="left"), None],
         "sparsity_weight": [
             Interval(Real, 0, None, closed="left"),
             StrOptions({"auto"}),
@@ -256,6 +280,7 @@ class SparseAutoencoder(_BaseAutoencoder):
         n_components=32,
         *,
         sparsity="kl",
+        n_nonzero_coefs=None,
         sparsity_weight="auto",
         sparsity_target=0.05,
         hidden_layer_sizes=(),
@@ -301,6 +326,7 @@ class SparseAutoencoder(_BaseAutoencoder):
             callbacks=callbacks,
         )
         self.sparsity = sparsity
+        self.n_nonzero_coefs = n_nonzero_coefs
         self.sparsity_weight = sparsity_weight
         self.sparsity_target = sparsity_target
 
@@ -325,7 +351,7 @@ class SparseAutoencoder(_BaseAutoencoder):
 
     def _sparsity_weight(self):
         if self.sparsity_weight == "auto":
-            return _AUTO_WEIGHTS[self.sparsity]
+            return _AUTO_WEIGHTS.get(self.sparsity, 0.0)
         return self.sparsity_weight
 
     def _code_bias(self):
@@ -335,7 +361,23 @@ class SparseAutoencoder(_BaseAutoencoder):
             return math.log(rho / (1 - rho))
         return None
 
+    def _code_sparsity(self):
+        if self.sparsity not in ("topk", "batch_topk"):
+            return None
+        k = self.n_nonzero_coefs
+        if k is None:
+            k = max(1, self.n_components // 10)
+        if k > self.n_components:
+            raise ValueError(
+                f"n_nonzero_coefs={k} exceeds n_components={self.n_components}: "
+                "a code cannot have more non-zeros than units. Lower "
+                "n_nonzero_coefs or raise n_components."
+            )
+        return (self.sparsity, int(k))
+
     def _penalty(self):
+        if self.sparsity in ("topk", "batch_topk"):
+            return None
         weight = self._sparsity_weight()
         if self.sparsity == "kl":
             # Gradients written out (no autograd graph); batched with the

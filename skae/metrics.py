@@ -20,11 +20,19 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 
+from ._dictionary_metrics import (
+    fraction_of_variance_unexplained,
+    matched_cosine_similarity,
+    mean_max_cosine_similarity,
+)
 from ._metrics_checks import _codes_and_error, _summary
 
 __all__ = [
+    "fraction_of_variance_unexplained",
     "make_budget_scorer",
     "make_rate_distortion_scorer",
+    "matched_cosine_similarity",
+    "mean_max_cosine_similarity",
     "sparsity_summary",
 ]
 
@@ -93,7 +101,7 @@ def sparsity_summary(estimator, X, *, threshold="auto"):
         dead_fraction : float
             Fraction of the units that are active on no sample of X.
         mean_active_units : float
-            Average number of active units per sample, in
+            Average number of active units per sample (the codes' L0), in
             ``[0, n_components]``.
         active_fraction : float
             ``mean_active_units / n_components``, the mean of

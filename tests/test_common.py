@@ -20,6 +20,8 @@ ESTIMATORS = [
     Autoencoder(**FAST),
     SparseAutoencoder(**FAST),
     SparseAutoencoder(sparsity="l1", **FAST),
+    SparseAutoencoder(sparsity="topk", n_nonzero_coefs=2, **FAST),
+    SparseAutoencoder(sparsity="batch_topk", n_nonzero_coefs=2, **FAST),
     ContractiveAutoencoder(**FAST),
     ContractiveAutoencoder(hidden_layer_sizes=(4,), **FAST),
     DenoisingAutoencoder(**FAST),

@@ -11,32 +11,39 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from skorch.history import History
+from torch.optim.adam import adam as adam_update
+from torch.optim.sgd import sgd as sgd_update
 
 from .callbacks import PlateauStopping
 
 
 class _Optimizer:
-    """The nets' own optimizer, stepping one parameter row per net.
+    """The nets' own optimizer update, over one parameter row per net.
 
-    An instance of the nets' optimizer class (``torch.optim.Adam`` or
-    ``SGD``, with their settings: betas, eps, momentum, Nesterov, fused or
-    not) whose parameters are the rows of the stacked parameters, one per
-    net, grouped by learning rate: torch keeps each row's state and step
-    count, and steps every net with its own learning rate. Only the weight
-    decay is added here, to the weights' gradients, as ``AutoencoderNet``
-    adds it before its optimizer's step.
+    Each step calls the function that the nets' optimizer steps with
+    (``torch.optim.adam.adam`` for ``torch.optim.Adam``,
+    ``torch.optim.sgd.sgd`` for ``SGD``; with its settings: betas, eps,
+    momentum, Nesterov, fused or not) on the rows of the stacked
+    parameters, once per learning rate and step count among the nets (the
+    update is elementwise: rows of several nets are one tensor to it):
+    every net keeps its own moments and step count and is stepped with its
+    own learning rate. The state lives in (nets, params) buffers, one row
+    per net. Only the weight decay is added here, to the weights'
+    gradients, as ``AutoencoderNet`` adds it before its optimizer's step.
     """
 
     def __init__(self, nets, layout, stack):
         optimizer = nets[0].optimizer_
-        self.cls = type(optimizer)
         group = optimizer.param_groups[0]
-        self.settings = {
-            key: value
-            for key, value in group.items()
-            if key in optimizer.defaults and key not in ("params", "lr")
-        }
+        self.adam = isinstance(optimizer, torch.optim.Adam)
+        if not (self.adam or isinstance(optimizer, torch.optim.SGD)) or any(
+            group.get(key) for key in ("amsgrad", "maximize", "dampening")
+        ):
+            raise ValueError(
+                "Batched training steps Adam without amsgrad or SGD without "
+                "dampening, never maximizing."
+            )
+        self.group = dict(group)
         self.device = stack.device
         self.lr = np.array([float(net.lr) for net in nets])
         # The weights' columns and each net's decay, as a (nets, 1) column on
@@ -46,38 +53,19 @@ class _Optimizer:
         if any(values):
             lo, hi = layout.weight_range
             self.decay["weights"] = (lo, hi, self._column(values))
-        self.rows = list(stack.params.unbind(0))
-        self.state = {}
-        self._grouped = None
-
-    def _optimizer(self):
-        """The torch optimizer over the rows, regrouped when the learning
-        rates change (the state is the rows', whatever their group)."""
-        lrs = tuple(self.lr.tolist())
-        if self._grouped is None or self._grouped[0] != lrs:
-            groups = {}
-            for row, lr in zip(self.rows, lrs):
-                groups.setdefault(lr, []).append(row)
-            optimizer = self.cls(
-                [{"params": rows, "lr": lr} for lr, rows in groups.items()],
-                **self.settings,
-            )
-            optimizer.state.update(self.state)
-            self.state = optimizer.state
-            self._grouped = (lrs, optimizer)
-        return self._grouped[1]
+        names = ("exp_avg", "exp_avg_sq") if self.adam else ("momentum_buffer",)
+        self.buffers = {name: torch.zeros_like(stack.params) for name in names}
+        # Adam's step counts, and where its kernels keep them (on the device
+        # when fused or capturable, on the CPU otherwise).
+        self.counts = np.zeros(len(nets), dtype=np.int64)
+        on_device = group.get("fused") or group.get("capturable")
+        self.step_device = self.device if on_device else torch.device("cpu")
 
     def select(self, keep, stack):
         self.lr = self.lr[keep]
-        rows = list(stack.params.unbind(0))
-        self.state = {
-            rows[k]: self.state[self.rows[i]]
-            for k, i in enumerate(keep)
-            if self.rows[i] in self.state
-        }
-        self.rows = rows
-        self._grouped = None
         index = torch.as_tensor(keep, device=self.device)
+        self.buffers = {k: v.index_select(0, index) for k, v in self.buffers.items()}
+        self.counts = self.counts[keep]
         self.decay = {
             g: (lo, hi, v.index_select(0, index))
             for g, (lo, hi, v) in self.decay.items()
@@ -89,31 +77,107 @@ class _Optimizer:
         ).unsqueeze(1)
 
     def step(self, stack, idle):
-        """Update every net but those at positions ``idle``."""
+        """Update every net but those at positions ``idle`` (their state,
+        step count included, stays as it is)."""
         p, g = stack.params, stack.grad
         for lo, hi, decay in self.decay.values():
             g[:, lo:hi].addcmul_(p[:, lo:hi], decay)
-        grads = g.unbind(0)
-        skip = set(np.asarray(idle).tolist())
-        for i, row in enumerate(self.rows):
-            # torch's optimizers leave a parameter without a gradient as it
-            # is, its step count included.
-            row.grad = None if i in skip else grads[i]
-        self._optimizer().step()
+        active = np.ones(len(self.lr), dtype=bool)
+        active[np.asarray(idle, dtype=np.int64)] = False
+        # Nets with the same learning rate and step count are one tensor of
+        # rows for the update (elementwise, so the same arithmetic).
+        groups = {}
+        for i in np.flatnonzero(active):
+            key = (self.lr[i], self.counts[i] if self.adam else 0)
+            groups.setdefault(key, []).append(i)
+        with torch.no_grad():
+            for (lr, count), members in groups.items():
+                self._update(p, g, np.asarray(members), float(lr), int(count))
+                self.counts[members] += 1
+
+    def _update(self, p, g, members, lr, count):
+        first, last = members[0], members[-1] + 1
+        if last - first == len(members):  # contiguous rows: views
+            rows = slice(first, last)
+            params, grads = p[rows], g[rows]
+            buffers = {k: v[rows] for k, v in self.buffers.items()}
+            index = None
+        else:
+            index = torch.as_tensor(members, device=self.device)
+            params, grads = p.index_select(0, index), g.index_select(0, index)
+            buffers = {k: v.index_select(0, index) for k, v in self.buffers.items()}
+        group = self.group
+        kernel = dict(foreach=group.get("foreach"), fused=group.get("fused"))
+        if self.adam:
+            beta1, beta2 = group["betas"]
+            step = torch.tensor(
+                float(count), dtype=torch.float32, device=self.step_device
+            )
+            adam_update(
+                [params],
+                [grads],
+                [buffers["exp_avg"]],
+                [buffers["exp_avg_sq"]],
+                [],
+                [step],
+                capturable=bool(group.get("capturable")),
+                **kernel,
+                amsgrad=False,
+                beta1=beta1,
+                beta2=beta2,
+                lr=lr,
+                weight_decay=0.0,
+                eps=group["eps"],
+                maximize=False,
+            )
+        else:
+            # Buffers start at zero: with no dampening, the first step
+            # gives the gradient, as torch's first buffer is.
+            sgd_update(
+                [params],
+                [grads],
+                [buffers["momentum_buffer"]],
+                **kernel,
+                weight_decay=0.0,
+                momentum=group["momentum"],
+                lr=lr,
+                dampening=0.0,
+                nesterov=group["nesterov"],
+                maximize=False,
+            )
+        if index is not None:
+            p.index_copy_(0, index, params)
+            for k, v in self.buffers.items():
+                v.index_copy_(0, index, buffers[k])
 
     def state_of(self, net, layout, i):
         """Set net's optimizer state (and learning rate) from row i."""
         optimizer = net.optimizer_
         for group in optimizer.param_groups:
             group["lr"] = float(self.lr[i])
-        state = self.state.get(self.rows[i], {})
         params = dict(net.module_.named_parameters())
         for name, sl in zip(layout.names, layout.slices):
             p = params[name]
-            optimizer.state[p] = {
-                key: value.clone() if key == "step" else value[sl].view_as(p).clone()
-                for key, value in state.items()
-            }
+            state = {k: v[i, sl].view_as(p).clone() for k, v in self.buffers.items()}
+            if self.adam:
+                state["step"] = torch.tensor(
+                    float(self.counts[i]), dtype=torch.float32, device=self.step_device
+                )
+            optimizer.state[p] = state
+
+
+class _LastRow:
+    """The part of skorch's ``History`` that ``PlateauStopping`` reads:
+    ``history[-1, key]``, the last epoch's values."""
+
+    def __init__(self):
+        self.row = None
+
+    def __getitem__(self, key):
+        epoch, name = key
+        if epoch != -1:
+            raise IndexError("only the last epoch is kept")
+        return self.row[name]
 
 
 class _StandIn:
@@ -124,7 +188,7 @@ class _StandIn:
 
     def __init__(self, lr):
         self.lr = lr
-        self.history = History()
+        self.history = _LastRow()
         self.optimizer_ = SimpleNamespace(param_groups=[{"lr": lr}])
 
 
@@ -172,9 +236,7 @@ class _Stopping:
         improved = np.zeros(len(rows), dtype=bool)
         stopped = np.zeros(len(rows), dtype=bool)
         for i, (row, (callback, stand_in)) in enumerate(zip(rows, self.members)):
-            stand_in.history.new_epoch()
-            for key, value in row.items():
-                stand_in.history.record(key, value)
+            stand_in.history.row = row
             try:
                 callback.on_epoch_end(stand_in)
             except KeyboardInterrupt:

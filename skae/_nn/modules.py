@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .activations import ACTIVATIONS
+from .sparse_codes import code_layer
 
 __all__ = ["AutoencoderModule"]
 
@@ -25,12 +26,16 @@ def _linear(n_in, n_out, generator):
     return layer
 
 
-def _stack(sizes, activation, last_activation, generator):
+def _stack(sizes, activation, last_activation, generator, last=None):
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(_linear(n_in, n_out, generator))
-        if i < len(sizes) - 2 or last_activation:
+        if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation].module())
+        elif last_activation:
+            layers.append(
+                last if last is not None else ACTIVATIONS[activation].module()
+            )
     return nn.Sequential(*layers)
 
 
@@ -88,6 +93,10 @@ class AutoencoderModule(nn.Module):
         Seeds the initial weights through a generator of their own (the
         global random state is never touched). Drawn from the global random
         state when None.
+    code_sparsity : tuple or None, default=None
+        ``("topk", k)`` or ``("batch_topk", k)``: the code layer keeps only
+        its largest activations (``sparse_codes``) instead of applying
+        ``activation``. None for ``activation``.
     """
 
     def __init__(
@@ -104,6 +113,7 @@ class AutoencoderModule(nn.Module):
         output_bias=None,
         code_bias=None,
         seed=None,
+        code_sparsity=None,
     ):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes, n_components]
@@ -111,7 +121,9 @@ class AutoencoderModule(nn.Module):
         generator = None
         if seed is not None:
             generator = torch.Generator().manual_seed(int(seed))
-        self.encoder = _stack(sizes, activation, True, generator)
+        self.code_sparsity = None if code_sparsity is None else tuple(code_sparsity)
+        last = None if code_sparsity is None else code_layer(code_sparsity)
+        self.encoder = _stack(sizes, activation, True, generator, last)
         self.decoder = _stack(sizes[::-1], activation, False, generator)
         self.register_buffer("input_offset", _per_feature(input_offset, 0.0, sizes))
         self.register_buffer("input_scale", _per_feature(input_scale, 1.0, sizes))
@@ -210,6 +222,8 @@ class AutoencoderModule(nn.Module):
             layers = self.inference_layers()
             activate = activation.in_place
         last = len(layers) - 1
+        # The code layer's own activation (TopK, BatchTopK), or None.
+        sparse = self.encoder[-1] if self.code_sparsity is not None else None
 
         def encode_tensor(x, out=None):
             h = x
@@ -220,7 +234,9 @@ class AutoencoderModule(nn.Module):
                     h = torch.addmm(b, h, w.t())
                 if i == 0 and check_first_layer is not None:
                     check_first_layer(h)
-                if activate is not None:
+                if i == last and sparse is not None:
+                    h = sparse(h) if out is None else out.copy_(sparse(h))
+                elif activate is not None:
                     activate(h)
             return h
 
@@ -232,7 +248,9 @@ class AutoencoderModule(nn.Module):
                 h += b
                 if i == 0 and check_first_layer is not None:
                     check_first_layer(h)
-                if activate is not None:
+                if i == last and sparse is not None:
+                    sparse.numpy_forward(h)
+                elif activate is not None:
                     activate(h)
             return h
 

@@ -1,0 +1,99 @@
+"""Code layers that keep only the largest activations: TopK and BatchTopK.
+
+``TopK(k)`` keeps, in every row, the ReLU of the k largest pre-activations
+and zeroes the rest (Gao et al. 2024): at most k non-zero codes per row.
+
+``BatchTopK(k)`` keeps, during training, the ReLU of the ``k * n_rows``
+largest pre-activations of the whole batch (Bussmann et al. 2024): rows
+share a budget of k active units on average. At inference it keeps the
+pre-activations above a learned global threshold instead, so that a row's
+codes depend on that row alone: the threshold is a running average of the
+smallest activation kept in each training batch (as SAELens and
+dictionary_learning estimate it).
+
+Both are torch modules (``nn.Sequential`` layers of the encoder) with NumPy
+forms of their inference (``numpy_forward``), for the CPU route of
+``transform``.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["BatchTopK", "TopK", "code_layer"]
+
+
+class TopK(nn.Module):
+    """ReLU of the k largest entries of each row, zero elsewhere."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k = int(k)
+
+    def forward(self, a):
+        k = min(self.k, a.shape[-1])
+        values, index = a.topk(k, dim=-1)
+        return torch.zeros_like(a).scatter(-1, index, values.relu())
+
+    def numpy_forward(self, h):
+        """The same, in place on a float32 array (inference)."""
+        n = h.shape[-1]
+        k = min(self.k, n)
+        if k < n:
+            # The n - k smallest entries of each row are zeroed (exactly:
+            # ties at the k-th value do not keep more than k).
+            smallest = np.argpartition(h, n - k, axis=-1)[:, : n - k]
+            np.put_along_axis(h, smallest, 0, axis=-1)
+        np.maximum(h, 0, out=h)
+        return h
+
+    def extra_repr(self):
+        return f"k={self.k}"
+
+
+class BatchTopK(nn.Module):
+    """The ``k * n_rows`` largest entries of a training batch; at inference,
+    the entries above the learned threshold (see the module docstring)."""
+
+    def __init__(self, k, momentum=0.01):
+        super().__init__()
+        self.k = int(k)
+        self.momentum = float(momentum)
+        # Negative until the first training batch sets it.
+        self.register_buffer("threshold", torch.tensor(-1.0))
+
+    def forward(self, a):
+        if not self.training:
+            return torch.where(a > self.threshold.clamp_min(0), a, 0.0)
+        flat = a.reshape(-1)
+        n_keep = min(self.k * a.shape[0], flat.numel())
+        values, index = flat.topk(n_keep)
+        codes = torch.zeros_like(flat).scatter(0, index, values.relu())
+        with torch.no_grad():
+            positive = values[values > 0]
+            if positive.numel():
+                smallest = positive.min()
+                if self.threshold < 0:
+                    self.threshold.copy_(smallest)
+                else:
+                    self.threshold.lerp_(smallest, self.momentum)
+        return codes.view_as(a)
+
+    def numpy_forward(self, h):
+        threshold = max(float(self.threshold), 0.0)
+        h[h <= threshold] = 0
+        return h
+
+    def extra_repr(self):
+        return f"k={self.k}, momentum={self.momentum}"
+
+
+def code_layer(code_sparsity):
+    """The code layer's activation module for ``code_sparsity``:
+    ``("topk", k)`` or ``("batch_topk", k)``."""
+    kind, k = code_sparsity
+    if kind == "topk":
+        return TopK(k)
+    if kind == "batch_topk":
+        return BatchTopK(k)
+    raise ValueError(f"unknown code sparsity {kind!r}")
