@@ -131,9 +131,11 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     if plan.X.dtype.str not in fold["digest"]:
         fold["digest"][plan.X.dtype.str] = (plan.X, digest(plan.X))
     net = plan.net
+    code_kind = None
     if net.module__code_sparsity is not None:
-        kind = net.module__code_sparsity[0]
-        return f"its code layer ({kind}) has no batched form"
+        code_kind = net.module__code_sparsity[0]
+        if code_kind != "topk":
+            return f"its code layer ({code_kind}) has no batched form"
     penalty = net.penalty
     if penalty is not None and getattr(penalty, "stacked_ndims", None) is None:
         return f"its penalty ({penalty.func.__name__}) has no batched form"
@@ -157,6 +159,7 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
         ae.n_components,
         tuple(net.module__hidden_layer_sizes),
         net.module__activation,
+        code_kind,
         plan.loss,
         penalty_key,
         None if net.corrupt is None else net.corrupt.func,

@@ -84,7 +84,8 @@ class SparseAutoencoder(_BaseAutoencoder):
 
     n_nonzero_coefs : int or None, default=None
         Non-zero codes per row for "topk" (on average for "batch_topk");
-        None is 10% of ``n_components`` (at least 1). Only used with those.
+        None is 10% of ``n_components`` (at least 1); values above
+        ``n_components`` keep every unit. Only used with those.
 
     sparsity_weight : float or "auto", default="auto"
         Weight of the sparsity penalty: beta for "kl", lambda for "l1".
@@ -367,13 +368,8 @@ class SparseAutoencoder(_BaseAutoencoder):
         k = self.n_nonzero_coefs
         if k is None:
             k = max(1, self.n_components // 10)
-        if k > self.n_components:
-            raise ValueError(
-                f"n_nonzero_coefs={k} exceeds n_components={self.n_components}: "
-                "a code cannot have more non-zeros than units. Lower "
-                "n_nonzero_coefs or raise n_components."
-            )
-        return (self.sparsity, int(k))
+        # More non-zeros than units keeps every unit (a ReLU code layer).
+        return (self.sparsity, int(min(k, self.n_components)))
 
     def _penalty(self):
         if self.sparsity in ("topk", "batch_topk"):

@@ -131,6 +131,10 @@ CASES = {
         ContractiveAutoencoder(n_components=3, **FAST),
         {"contraction_weight": [0.01, 1.0], "solver": ["adam", "sgd"]},
     ),
+    "sparse-topk": (
+        SparseAutoencoder(n_components=6, sparsity="topk", **FAST),
+        {"n_nonzero_coefs": [1, 3], "learning_rate_init": [1e-3, 1e-2]},
+    ),
     "contractive-projection": (
         ContractiveAutoencoder(n_components=3, hidden_layer_sizes=(4,), **FAST),
         {"contraction_weight": [0.01, 1.0], "n_projections": [1, 2]},

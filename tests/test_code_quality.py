@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLIC_MODULES = [
     "skae",
     "skae.metrics",
+    "skae.datasets",
     "skae.io",
     "skae.plotting",
     "skae.model_selection",

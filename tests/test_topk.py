@@ -66,8 +66,8 @@ def test_topk_default_k_and_bad_k(superposition):
     X = superposition[0][:200]
     sae = SparseAutoencoder(30, sparsity="topk", **FAST).fit(X)
     assert (sae.transform(X) != 0).sum(axis=1).max() <= 3  # 10% of 30
-    with pytest.raises(ValueError, match="n_nonzero_coefs=40 exceeds n_components"):
-        SparseAutoencoder(30, sparsity="topk", n_nonzero_coefs=40, **FAST).fit(X)
+    every = SparseAutoencoder(4, sparsity="topk", n_nonzero_coefs=40, **FAST).fit(X)
+    assert every.net_.module_.code_sparsity == ("topk", 4)
     ae = SparseAutoencoder(30, sparsity="topk", n_nonzero_coefs=2, **FAST).fit(X)
     with pytest.raises(ValueError, match="code layer"):
         ae.set_params(sparsity="l1", warm_start=True).fit(X)

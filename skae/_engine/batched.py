@@ -10,8 +10,8 @@ would leave it, to float32 rounding: the same initial weights (its own
 module), the same permutation of its rows in every epoch and the same noise
 (drawn from its own seeded generators, as ``AutoencoderNet`` draws them),
 the same activations and penalties (``skae._nn``: the penalties' stacked
-forms), the same optimizer (its torch optimizer, stepping one parameter row
-per net) and stopping rule (its ``PlateauStopping``; both in
+forms), the same optimizer (its torch optimizer's update function, on the
+rows of the stacked parameters) and stopping rule (its ``PlateauStopping``; both in
 ``members.py``), and the same epoch loss (batch losses averaged with
 batch-size weights, as skorch's ``PassthroughScoring`` does). A net that stops or
 whose loss is no longer finite leaves the stack at the end of that epoch;
@@ -30,7 +30,7 @@ import torch
 
 from .data import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
 from .members import _Optimizer, _Scores, _Stopping
-from .stacked import _layers, _Layout, _plan, _Stack
+from .stacked import StackedTopK, _layers, _Layout, _plan, _Stack
 
 __all__ = ["fit_nets"]
 
@@ -114,6 +114,14 @@ class _Trainer:
         self.encoder = _layers(first.module_.encoder, "encoder")
         self.decoder = _layers(first.module_.decoder, "decoder")
         self.activation = first.module_.activation
+        # The code layer's own activation, TopK with each net's k (the
+        # batched search batches no other).
+        self.code = None
+        if first.module_.code_sparsity is not None:
+            if any(net.module_.code_sparsity[0] != "topk" for net in nets):
+                raise ValueError("batched training runs TopK code layers only")
+            ks = [net.module_.code_sparsity[1] for net in nets]
+            self.code = StackedTopK(torch.as_tensor(ks, device=X.device))
         self.criterion = first.criterion_
         self.batch_sizes = np.array([net.batch_size for net in nets])
         self.stack = _Stack(nets, self.layout, train_rows, valid_rows, self.device)
@@ -239,7 +247,9 @@ class _Trainer:
             stack.best = stack.params.clone()
         results = [None] * len(nets)
         for epoch in range(1, epochs + 1):
-            module, leaves = stack.module(self.activation, self.encoder, self.decoder)
+            module, leaves = stack.module(
+                self.activation, self.encoder, self.decoder, self.code
+            )
             train_loss = self._epoch(module, leaves)
             valid_loss = None if self.valid_plan is None else self._validate(module)
             # skorch's callbacks at the end of the epoch, in their order:
@@ -277,9 +287,11 @@ class _Trainer:
                 ):
                     part.select(keep)
                 self.optimizer.select(keep, stack)
+                index = torch.as_tensor(keep, device=self.device)
                 if self.penalty is not None:
-                    index = torch.as_tensor(keep, device=self.device)
                     self.penalty = self.penalty.select(index)
+                if self.code is not None:
+                    self.code = self.code.select(index)
                 self.alive = [self.alive[i] for i in keep]
                 self._plan()
         return results

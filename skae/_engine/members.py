@@ -1,10 +1,12 @@
 """The per-net state of a batched model: optimizer, stopping rule, scores.
 
 The nets of a batched model keep their own training state, in the single
-net's own code: ``_Optimizer`` is the nets' torch optimizer over one
-parameter row per net, ``_Stopping`` one ``PlateauStopping`` (the callback
-``fit`` trains with) per net, reading the net's epoch rows, and ``_Scores``
-the best epoch loss so far, as skorch's ``PassthroughScoring`` keeps it.
+net's own code: ``_Optimizer`` steps the parameter rows with the update
+function of the nets' torch optimizer (``torch.optim.adam.adam``,
+``torch.optim.sgd.sgd``), ``_Stopping`` is one ``PlateauStopping`` (the
+callback ``fit`` trains with) per net, reading the net's epoch rows, and
+``_Scores`` the best epoch loss so far, as skorch's ``PassthroughScoring``
+keeps it.
 """
 
 from types import SimpleNamespace

@@ -158,19 +158,43 @@ class _Layout:
         }
 
 
+class StackedTopK:
+    """``TopK`` over a leading model axis, each model with its own k.
+
+    The ``max(k)`` largest pre-activations of each row, in descending order
+    (``torch.topk``'s), of which each model keeps its own first k: the
+    units ``TopK(k)`` keeps, with their ReLU.
+    """
+
+    def __init__(self, ks):
+        self.ks = ks  # LongTensor (M,)
+
+    def select(self, index):
+        return StackedTopK(self.ks.index_select(0, index))
+
+    def __call__(self, a):
+        k_max = min(int(self.ks.max()), a.shape[-1])
+        values, index = a.topk(k_max, dim=-1)
+        rank = torch.arange(k_max, device=a.device)
+        keep = rank < self.ks.view(-1, 1, 1)
+        return torch.zeros_like(a).scatter(-1, index, values.relu() * keep)
+
+
 class _StackedModule:
     """``AutoencoderModule``'s training arithmetic over a leading model axis.
 
     Exposes what the penalty hooks read of a module: ``input_weight``,
     ``code_layer``, ``decoder_input_layer``, ``activation`` and ``encode``.
+    ``code``, when given, is the code layer's activation (``StackedTopK``).
     """
 
-    def __init__(self, encoder, decoder, offset, scale, activation):
+    def __init__(self, encoder, decoder, offset, scale, activation, code=None):
         self.encoder = encoder  # [(weight (M, out, in), bias (M, out)), ...]
         self.decoder = decoder
         self.input_offset = offset  # (M, n_features)
         self.input_scale = scale  # (M, n_features)
         self.activation = activation
+        self.code = code
         self._act = ACTIVATIONS[activation].function
 
     def select(self, index):
@@ -185,6 +209,7 @@ class _StackedModule:
             self.input_offset.index_select(0, index),
             self.input_scale.index_select(0, index),
             self.activation,
+            None if self.code is None else self.code.select(index),
         )
 
     @property
@@ -207,8 +232,10 @@ class _StackedModule:
 
     def encode(self, x):
         h = (x - self.input_offset.unsqueeze(1)) * self.input_scale.unsqueeze(1)
-        for weight, bias in self.encoder:
-            h = self._act(self._linear(h, weight, bias))
+        last = len(self.encoder) - 1
+        for i, (weight, bias) in enumerate(self.encoder):
+            h = self._linear(h, weight, bias)
+            h = self.code(h) if i == last and self.code is not None else self._act(h)
         return h
 
     def decode(self, codes):
@@ -303,7 +330,7 @@ class _Stack:
         if self.valid_rows is not None:
             self.valid_rows = [self.valid_rows[i] for i in keep]
 
-    def module(self, activation, encoder, decoder):
+    def module(self, activation, encoder, decoder, code=None):
         """A _StackedModule over leaf views of the parameter rows."""
         leaves = []
         views = {}
@@ -319,6 +346,6 @@ class _Stack:
             return [(views[f"{p}.weight"], views[f"{p}.bias"]) for p in names]
 
         module = _StackedModule(
-            layers(encoder), layers(decoder), self.offset, self.scale, activation
+            layers(encoder), layers(decoder), self.offset, self.scale, activation, code
         )
         return module, leaves
