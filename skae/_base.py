@@ -58,6 +58,7 @@ class _BaseAutoencoder(
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
+        "tied_weights": ["boolean"],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
         "loss": [StrOptions({"auto", "squared_error", "binary_cross_entropy"})],
         "solver": [StrOptions({"adam", "sgd"})],
@@ -86,6 +87,7 @@ class _BaseAutoencoder(
         n_components,
         *,
         hidden_layer_sizes,
+        tied_weights,
         activation,
         loss,
         solver,
@@ -107,6 +109,7 @@ class _BaseAutoencoder(
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.tied_weights = tied_weights
         self.activation = activation
         self.loss = loss
         self.solver = solver

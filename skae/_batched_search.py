@@ -131,6 +131,8 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     if plan.X.dtype.str not in fold["digest"]:
         fold["digest"][plan.X.dtype.str] = (plan.X, digest(plan.X))
     net = plan.net
+    if net.module__tied_weights:
+        return "tied weights have no batched form"
     code_kind = None
     if net.module__code_sparsity is not None:
         code_kind = net.module__code_sparsity[0]

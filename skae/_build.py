@@ -67,6 +67,7 @@ class _NetMixin:
             module__code_bias=self._code_bias(),
             module__seed=seed,
             module__code_sparsity=self._code_sparsity(),
+            module__tied_weights=self.tied_weights,
             criterion=ReconstructionLoss,
             criterion__loss=loss,
             optimizer=optimizer,
@@ -85,7 +86,13 @@ class _NetMixin:
 
     # Parameters that define the network: warm_start and partial_fit
     # continue the same one, so a change of these is an error.
-    _MODEL_PARAMS = ("n_components", "hidden_layer_sizes", "activation", "solver")
+    _MODEL_PARAMS = (
+        "n_components",
+        "hidden_layer_sizes",
+        "activation",
+        "solver",
+        "tied_weights",
+    )
 
     def _check_same_model(self, net):
         """Refuse to continue a network whose defining parameters changed."""
@@ -94,12 +101,14 @@ class _NetMixin:
             "hidden_layer_sizes": tuple(net.module__hidden_layer_sizes),
             "activation": net.module__activation,
             "solver": "adam" if net.optimizer is torch.optim.Adam else "sgd",
+            "tied_weights": bool(getattr(net, "module__tied_weights", False)),
         }
         now = {
             "n_components": self.n_components,
             "hidden_layer_sizes": tuple(self._hidden_layer_sizes()),
             "activation": self._resolve_activation(),
             "solver": self.solver,
+            "tied_weights": self.tied_weights,
         }
         changed = [name for name in self._MODEL_PARAMS if built[name] != now[name]]
         code_sparsity = getattr(net, "module__code_sparsity", None)

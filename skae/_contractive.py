@@ -127,6 +127,12 @@ class ContractiveAutoencoder(_BaseAutoencoder):
         Sizes of the encoder layers between the input and the code. The
         decoder mirrors them. The empty tuple gives one encoder layer.
 
+    tied_weights : bool, default=False
+        Whether the decoder's weights are the encoder's, transposed, layer
+        for layer (as in the classic autoencoders): half the weights, and a
+        dictionary that is the encoder's filters. The decoder keeps biases
+        of its own.
+
     activation : {"identity", "logistic", "tanh", "relu"}, default="tanh"
         Activation of every encoder layer, the code layer included, and of
         the decoder's hidden layers. The output layer is linear for
@@ -302,6 +308,7 @@ class ContractiveAutoencoder(_BaseAutoencoder):
         jacobian="auto",
         n_projections=1,
         hidden_layer_sizes=(),
+        tied_weights=False,
         activation="tanh",
         loss="squared_error",
         solver="adam",
@@ -324,6 +331,7 @@ class ContractiveAutoencoder(_BaseAutoencoder):
         super().__init__(
             n_components,
             hidden_layer_sizes=hidden_layer_sizes,
+            tied_weights=tied_weights,
             activation=activation,
             loss=loss,
             solver=solver,

@@ -7,37 +7,11 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseAutoencoder
-from ._nn.objectives import (
-    kl_divergence_sparsity,
-    kl_divergence_sparsity_gradient,
-    l1_sparsity,
-    l1_sparsity_gradient,
-)
 from ._nn.penalty import make_penalty
+from ._sparsity_penalties import _kl_gradient, _kl_penalty, _l1_gradient, _l1_penalty
 
 # sparsity_weight="auto": beta for KL, lambda for L1 (see the docstring).
 _AUTO_WEIGHTS = {"kl": 5.0, "l1": 0.1}
-
-
-def _kl_penalty(module, x, codes, generator, *, weight, target):
-    return weight * kl_divergence_sparsity(codes, target)
-
-
-def _l1_penalty(module, x, codes, generator, *, weight):
-    return weight * l1_sparsity(codes, module.decoder_input_layer.weight)
-
-
-def _kl_gradient(module, x, codes, generator, encoder, *, weight, target):
-    penalty, grad = kl_divergence_sparsity_gradient(codes, target, weight)
-    return penalty, grad, {}, {}
-
-
-def _l1_gradient(module, x, codes, generator, encoder, *, weight):
-    decoder_weight = module.decoder_input_layer.weight
-    penalty, code_grad, weight_grad = l1_sparsity_gradient(
-        codes, decoder_weight, weight
-    )
-    return penalty, code_grad, {decoder_weight: weight_grad}, {}
 
 
 class SparseAutoencoder(_BaseAutoencoder):
@@ -101,6 +75,12 @@ class SparseAutoencoder(_BaseAutoencoder):
     hidden_layer_sizes : tuple of int, default=()
         Sizes of the encoder layers between the input and the code. The
         decoder mirrors them. The empty tuple gives one encoder layer.
+
+    tied_weights : bool, default=False
+        Whether the decoder's weights are the encoder's, transposed, layer
+        for layer (as in the classic autoencoders): half the weights, and a
+        dictionary that is the encoder's filters. The decoder keeps biases
+        of its own.
 
     activation : {"auto", "identity", "logistic", "tanh", "relu"}, default="auto"
         Activation of every encoder layer, the code layer included, and of
@@ -285,6 +265,7 @@ class SparseAutoencoder(_BaseAutoencoder):
         sparsity_weight="auto",
         sparsity_target=0.05,
         hidden_layer_sizes=(),
+        tied_weights=False,
         activation="auto",
         loss="auto",
         solver="adam",
@@ -307,6 +288,7 @@ class SparseAutoencoder(_BaseAutoencoder):
         super().__init__(
             n_components,
             hidden_layer_sizes=hidden_layer_sizes,
+            tied_weights=tied_weights,
             activation=activation,
             loss=loss,
             solver=solver,

@@ -23,6 +23,7 @@ ESTIMATORS = [
     SparseAutoencoder(sparsity="topk", n_nonzero_coefs=2, **FAST),
     SparseAutoencoder(sparsity="batch_topk", n_nonzero_coefs=2, **FAST),
     ContractiveAutoencoder(**FAST),
+    Autoencoder(tied_weights=True, **FAST),
     ContractiveAutoencoder(hidden_layer_sizes=(4,), **FAST),
     DenoisingAutoencoder(**FAST),
     DenoisingAutoencoder(noise="salt_and_pepper", **FAST),

@@ -9,7 +9,7 @@ from torch import nn
 from .activations import ACTIVATIONS
 from .sparse_codes import code_layer
 
-__all__ = ["AutoencoderModule"]
+__all__ = ["AutoencoderModule", "TiedLinear"]
 
 
 def _linear(n_in, n_out, generator):
@@ -24,6 +24,41 @@ def _linear(n_in, n_out, generator):
     bound = 1 / math.sqrt(n_in) if n_in > 0 else 0
     nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
     return layer
+
+
+class TiedLinear(nn.Module):
+    """A linear layer whose weight is another one's, transposed.
+
+    Holds its own bias; the weight is read from ``source`` (an encoder
+    layer, not registered here: the encoder owns it, so it is one parameter
+    and appears once in ``state_dict``).
+    """
+
+    def __init__(self, source, generator):
+        super().__init__()
+        self.__dict__["source"] = source  # not a submodule
+        n_out = source.in_features
+        bound = 1 / math.sqrt(source.out_features) if source.out_features else 0
+        self.bias = nn.Parameter(torch.empty(n_out))
+        nn.init.uniform_(self.bias, -bound, bound, generator=generator)
+
+    @property
+    def weight(self):
+        return self.source.weight.t()
+
+    def forward(self, h):
+        return torch.nn.functional.linear(h, self.weight, self.bias)
+
+
+def _tied_stack(encoder, activation, generator):
+    """The decoder mirroring ``encoder`` with its weights, transposed."""
+    linears = [m for m in encoder if isinstance(m, nn.Linear)][::-1]
+    layers = []
+    for i, source in enumerate(linears):
+        layers.append(TiedLinear(source, generator))
+        if i < len(linears) - 1:
+            layers.append(ACTIVATIONS[activation].module())
+    return nn.Sequential(*layers)
 
 
 def _stack(sizes, activation, last_activation, generator, last=None):
@@ -97,6 +132,9 @@ class AutoencoderModule(nn.Module):
         ``("topk", k)`` or ``("batch_topk", k)``: the code layer keeps only
         its largest activations (``sparse_codes``) instead of applying
         ``activation``. None for ``activation``.
+    tied_weights : bool, default=False
+        Whether the decoder's layers use the encoder's weights, transposed
+        (``TiedLinear``), with biases of their own.
     """
 
     def __init__(
@@ -114,6 +152,7 @@ class AutoencoderModule(nn.Module):
         code_bias=None,
         seed=None,
         code_sparsity=None,
+        tied_weights=False,
     ):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes, n_components]
@@ -124,7 +163,11 @@ class AutoencoderModule(nn.Module):
         self.code_sparsity = None if code_sparsity is None else tuple(code_sparsity)
         last = None if code_sparsity is None else code_layer(code_sparsity)
         self.encoder = _stack(sizes, activation, True, generator, last)
-        self.decoder = _stack(sizes[::-1], activation, False, generator)
+        self.tied_weights = bool(tied_weights)
+        if self.tied_weights:
+            self.decoder = _tied_stack(self.encoder, activation, generator)
+        else:
+            self.decoder = _stack(sizes[::-1], activation, False, generator)
         self.register_buffer("input_offset", _per_feature(input_offset, 0.0, sizes))
         self.register_buffer("input_scale", _per_feature(input_scale, 1.0, sizes))
         self.register_buffer("target_offset", _per_feature(target_offset, 0.0, sizes))
@@ -137,7 +180,8 @@ class AutoencoderModule(nn.Module):
         if output_bias is not None:
             with torch.no_grad():
                 self.decoder[-1].bias.copy_(torch.as_tensor(output_bias))
-                self.decoder[-1].weight.zero_()
+                if not self.tied_weights:  # a tied weight is the encoder's
+                    self.decoder[-1].weight.zero_()
         if code_bias is not None:
             with torch.no_grad():
                 self.code_layer.bias.fill_(float(code_bias))
