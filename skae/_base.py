@@ -59,6 +59,7 @@ class _BaseAutoencoder(
             Interval(Integral, 1, None, closed="left"),
         ],
         "tied_weights": ["boolean"],
+        "code_dropout": [Interval(Real, 0, 1, closed="left")],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
         "loss": [StrOptions({"auto", "squared_error", "binary_cross_entropy"})],
         "solver": [StrOptions({"adam", "sgd"})],
@@ -88,6 +89,7 @@ class _BaseAutoencoder(
         *,
         hidden_layer_sizes,
         tied_weights,
+        code_dropout,
         activation,
         loss,
         solver,
@@ -110,6 +112,7 @@ class _BaseAutoencoder(
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.tied_weights = tied_weights
+        self.code_dropout = code_dropout
         self.activation = activation
         self.loss = loss
         self.solver = solver

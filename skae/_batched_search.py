@@ -133,6 +133,8 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     net = plan.net
     if net.module__tied_weights:
         return "tied weights have no batched form"
+    if net.module__code_dropout:
+        return "code dropout has no batched form"
     code_kind = None
     if net.module__code_sparsity is not None:
         code_kind = net.module__code_sparsity[0]

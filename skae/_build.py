@@ -68,6 +68,7 @@ class _NetMixin:
             module__seed=seed,
             module__code_sparsity=self._code_sparsity(),
             module__tied_weights=self.tied_weights,
+            module__code_dropout=self.code_dropout,
             criterion=ReconstructionLoss,
             criterion__loss=loss,
             optimizer=optimizer,

@@ -133,6 +133,12 @@ class ContractiveAutoencoder(_BaseAutoencoder):
         dictionary that is the encoder's filters. The decoder keeps biases
         of its own.
 
+    code_dropout : float, default=0.0
+        Fraction of the code units zeroed at random in each training batch
+        before decoding (the others scaled by ``1 / (1 - code_dropout)``),
+        so that no unit can be relied on alone; drawn from ``random_state``.
+        Never applied by ``transform``, ``inverse_transform`` or the scores.
+
     activation : {"identity", "logistic", "tanh", "relu"}, default="tanh"
         Activation of every encoder layer, the code layer included, and of
         the decoder's hidden layers. The output layer is linear for
@@ -309,6 +315,7 @@ class ContractiveAutoencoder(_BaseAutoencoder):
         n_projections=1,
         hidden_layer_sizes=(),
         tied_weights=False,
+        code_dropout=0.0,
         activation="tanh",
         loss="squared_error",
         solver="adam",
@@ -332,6 +339,7 @@ class ContractiveAutoencoder(_BaseAutoencoder):
             n_components,
             hidden_layer_sizes=hidden_layer_sizes,
             tied_weights=tied_weights,
+            code_dropout=code_dropout,
             activation=activation,
             loss=loss,
             solver=solver,

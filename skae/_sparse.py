@@ -82,6 +82,12 @@ class SparseAutoencoder(_BaseAutoencoder):
         dictionary that is the encoder's filters. The decoder keeps biases
         of its own.
 
+    code_dropout : float, default=0.0
+        Fraction of the code units zeroed at random in each training batch
+        before decoding (the others scaled by ``1 / (1 - code_dropout)``),
+        so that no unit can be relied on alone; drawn from ``random_state``.
+        Never applied by ``transform``, ``inverse_transform`` or the scores.
+
     activation : {"auto", "identity", "logistic", "tanh", "relu"}, default="auto"
         Activation of every encoder layer, the code layer included, and of
         the decoder's hidden layers. The output layer is linear for
@@ -266,6 +272,7 @@ class SparseAutoencoder(_BaseAutoencoder):
         sparsity_target=0.05,
         hidden_layer_sizes=(),
         tied_weights=False,
+        code_dropout=0.0,
         activation="auto",
         loss="auto",
         solver="adam",
@@ -289,6 +296,7 @@ class SparseAutoencoder(_BaseAutoencoder):
             n_components,
             hidden_layer_sizes=hidden_layer_sizes,
             tied_weights=tied_weights,
+            code_dropout=code_dropout,
             activation=activation,
             loss=loss,
             solver=solver,

@@ -24,6 +24,7 @@ ESTIMATORS = [
     SparseAutoencoder(sparsity="batch_topk", n_nonzero_coefs=2, **FAST),
     ContractiveAutoencoder(**FAST),
     Autoencoder(tied_weights=True, **FAST),
+    Autoencoder(code_dropout=0.3, **FAST),
     ContractiveAutoencoder(hidden_layer_sizes=(4,), **FAST),
     DenoisingAutoencoder(**FAST),
     DenoisingAutoencoder(noise="salt_and_pepper", **FAST),

@@ -292,7 +292,11 @@ class AutoencoderNet(NeuralNet):
                 0.0 if listeners else self.weight_decay,
             )
             return {"loss": loss, "y_pred": y_pred}
-        y_pred = self.infer(x_in, **fit_params)
+        if self.module_.code_dropout and not fit_params:
+            # Code dropout draws from the net's noise stream.
+            y_pred = self.module_(x_in, dropout_generator=self.noise_generator)
+        else:
+            y_pred = self.infer(x_in, **fit_params)
         loss = self.get_loss(y_pred, x, X=x_in, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}

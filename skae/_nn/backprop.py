@@ -111,6 +111,8 @@ class Plan:
     """
 
     def __init__(self, module):
+        if getattr(module, "code_dropout", 0.0):
+            raise ValueError("no written-out backward pass with code dropout")
         self.activation = module.activation
         activation = ACTIVATIONS[module.activation]
         activation_type = activation.module

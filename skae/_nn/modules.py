@@ -135,6 +135,9 @@ class AutoencoderModule(nn.Module):
     tied_weights : bool, default=False
         Whether the decoder's layers use the encoder's weights, transposed
         (``TiedLinear``), with biases of their own.
+    code_dropout : float, default=0.0
+        In training, when ``forward`` is given a generator, the fraction of
+        code units zeroed before decoding (inverted dropout).
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class AutoencoderModule(nn.Module):
         seed=None,
         code_sparsity=None,
         tied_weights=False,
+        code_dropout=0.0,
     ):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes, n_components]
@@ -164,6 +168,7 @@ class AutoencoderModule(nn.Module):
         last = None if code_sparsity is None else code_layer(code_sparsity)
         self.encoder = _stack(sizes, activation, True, generator, last)
         self.tied_weights = bool(tied_weights)
+        self.code_dropout = float(code_dropout)
         if self.tied_weights:
             self.decoder = _tied_stack(self.encoder, activation, generator)
         else:
@@ -311,6 +316,13 @@ class AutoencoderModule(nn.Module):
         """The decoder's output (not logits) back in X's units."""
         return output / self.target_scale + self.target_offset
 
-    def forward(self, x):
+    def forward(self, x, dropout_generator=None):
         codes = self.encode(x)
-        return codes, self.decoder(codes)
+        decoded = codes
+        if self.training and self.code_dropout and dropout_generator is not None:
+            p = self.code_dropout
+            keep = torch.rand(
+                codes.shape, generator=dropout_generator, device=codes.device
+            )
+            decoded = codes * (keep >= p).to(codes.dtype) / (1 - p)
+        return codes, self.decoder(decoded)
