@@ -72,6 +72,11 @@ class SparseAutoencoder(_BaseAutoencoder):
         Target mean activation rho of each code unit, in (0, 1). Only used
         with ``sparsity="kl"``.
 
+    sparsity_momentum : float, default=0.0
+        With ``sparsity="kl"``, the momentum ``m`` of a moving average of
+        ``rho_hat`` across batches, ``m * previous + (1 - m) * batch mean``,
+        at which the penalty's slope is taken. 0 uses each batch's mean.
+
     hidden_layer_sizes : tuple of int, default=()
         Sizes of the encoder layers between the input and the code. The
         decoder mirrors them. The empty tuple gives one encoder layer.
@@ -259,6 +264,7 @@ class SparseAutoencoder(_BaseAutoencoder):
             StrOptions({"auto"}),
         ],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
+        "sparsity_momentum": [Interval(Real, 0, 1, closed="left")],
         "activation": [StrOptions({"auto", "identity", "logistic", "tanh", "relu"})],
     }
 
@@ -270,6 +276,7 @@ class SparseAutoencoder(_BaseAutoencoder):
         n_nonzero_coefs=None,
         sparsity_weight="auto",
         sparsity_target=0.05,
+        sparsity_momentum=0.0,
         hidden_layer_sizes=(),
         tied_weights=False,
         code_dropout=0.0,
@@ -320,6 +327,7 @@ class SparseAutoencoder(_BaseAutoencoder):
         self.n_nonzero_coefs = n_nonzero_coefs
         self.sparsity_weight = sparsity_weight
         self.sparsity_target = sparsity_target
+        self.sparsity_momentum = sparsity_momentum
 
     def _resolve_activation(self):
         if self.activation == "auto":
@@ -368,6 +376,14 @@ class SparseAutoencoder(_BaseAutoencoder):
         if self.sparsity == "kl":
             # Gradients written out (no autograd graph); batched with the
             # weight and the target differing between nets.
+            if self.sparsity_momentum:  # state across batches: not batched
+                return make_penalty(
+                    _kl_penalty,
+                    gradient=_kl_gradient,
+                    weight=weight,
+                    target=self.sparsity_target,
+                    momentum=self.sparsity_momentum,
+                )
             return make_penalty(
                 _kl_penalty,
                 gradient=_kl_gradient,

@@ -353,3 +353,24 @@ def test_penalty_objects_carry_their_gradient_and_batched_form():
     assert again.gradient is kl.gradient and again.keywords == kl.keywords
     changed = kl.with_keywords(weight=7.0)
     assert changed.keywords["weight"] == 7.0 and changed.gradient is kl.gradient
+
+
+def test_moving_average_kl_gradient_matches_autograd():
+    """Check the written-out KL gradient with a moving average of rho_hat
+    against autograd in float64: the value is the divergence at the
+    average, the gradient its slope there, passed to the batch's codes."""
+    rng = np.random.default_rng(1)
+    codes = torch.as_tensor(rng.uniform(0.0, 0.3, size=(16, 5)))
+    previous = torch.as_tensor(rng.uniform(0.01, 0.2, size=5))
+    leaf = codes.clone().requires_grad_(True)
+    value = kl_divergence_sparsity(leaf, 0.05, previous, 0.9) * 3.0
+    value.backward()
+    got, grad = kl_divergence_sparsity_gradient(codes, 0.05, 3.0, previous, 0.9)
+    torch.testing.assert_close(got, value.detach())
+    torch.testing.assert_close(grad, leaf.grad)
+    average = 0.9 * previous + 0.1 * codes.mean(0)
+    expected = kl_divergence_sparsity(average.expand(1, 5), 0.05) * 3.0
+    torch.testing.assert_close(got, expected)
+    # Without the average: the batch's own divergence.
+    plain = kl_divergence_sparsity(codes, 0.05)
+    torch.testing.assert_close(kl_divergence_sparsity(codes, 0.05, None, 0.9), plain)

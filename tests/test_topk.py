@@ -218,3 +218,29 @@ def test_fraction_of_variance_unexplained():
     one = Autoencoder(1, hidden_layer_sizes=(), activation="identity", **FAST).fit(X)
     fvu = fraction_of_variance_unexplained(one, X)
     assert 0.0 < fvu <= 1.0
+
+
+def test_kl_moving_average_is_training_state(superposition):
+    """Check that sparsity_momentum keeps a moving average of rho_hat on the
+    module, updated by training batches only, and is fitted one by one by
+    the batched search."""
+    from sklearn.datasets import load_digits
+
+    from skae.model_selection import BatchedGridSearchCV
+
+    X = load_digits().data[:300] / 16
+    sae = SparseAutoencoder(16, sparsity_momentum=0.9, **FAST).fit(X)
+    average = sae.net_.module_.rho_hat_average
+    assert average.shape == (16,)
+    codes = sae.transform(X)
+    np.testing.assert_allclose(average.numpy(), codes.mean(axis=0), atol=0.05)
+    before = average.clone()
+    sae.score(X)  # inference: no update
+    assert torch.equal(sae.net_.module_.rho_hat_average, before)
+    plain = SparseAutoencoder(16, **FAST).fit(X)
+    assert not hasattr(plain.net_.module_, "rho_hat_average")
+    assert sae.loss_curve_ != plain.loss_curve_
+    with pytest.warns(UserWarning, match="no batched form"):
+        search = BatchedGridSearchCV(sae, {"sparsity_weight": [1.0, 5.0]}, cv=2)
+        search.fit(X)
+    assert not search.batched_.any()

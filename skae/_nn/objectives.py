@@ -55,7 +55,7 @@ def reconstruction_error(output, target, loss):
     return elementwise.sum(dim=-1)
 
 
-def kl_divergence_sparsity(codes, target):
+def kl_divergence_sparsity(codes, target, previous=None, momentum=0.0):
     """KL-divergence sparsity penalty of logistic codes.
 
     ``sum_j [rho log(rho / rho_hat_j) + (1 - rho) log((1 - rho) / (1 - rho_hat_j))]``
@@ -68,12 +68,19 @@ def kl_divergence_sparsity(codes, target):
         Codes in (0, 1).
     target : float or Tensor broadcasting to (..., 1)
         The target mean activation rho, in (0, 1).
+    previous : Tensor of shape (n_components,) or None, default=None
+        The moving average of ``rho_hat`` before this batch: with it,
+        ``rho_hat = momentum * previous + (1 - momentum) * batch mean``,
+        and the gradient is the slope of the divergence at that average,
+        passed to the batch's codes as if ``rho_hat`` were their mean.
+    momentum : float, default=0.0
+        See ``previous``.
 
     Returns
     -------
     penalty : Tensor of shape (...)
     """
-    rho_hat = codes.mean(dim=-2).clamp(_KL_EPS, 1.0 - _KL_EPS)
+    rho_hat = _rho_hat(codes, previous, momentum).clamp(_KL_EPS, 1.0 - _KL_EPS)
     rho = torch.as_tensor(target, dtype=codes.dtype, device=codes.device)
     kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log(
         (1 - rho) / (1 - rho_hat)
@@ -81,12 +88,24 @@ def kl_divergence_sparsity(codes, target):
     return kl.sum(dim=-1)
 
 
-def kl_divergence_sparsity_gradient(codes, target, weight=1.0):
+def _rho_hat(codes, previous, momentum):
+    mean = codes.mean(dim=-2)
+    if previous is None or not momentum:
+        return mean
+    # The value is the moving average; its gradient is the batch mean's,
+    # unscaled: the average sets the slope, the batch receives it.
+    return mean + (momentum * (previous.detach() - mean)).detach()
+
+
+def kl_divergence_sparsity_gradient(
+    codes, target, weight=1.0, previous=None, momentum=0.0
+):
     """``weight * kl_divergence_sparsity`` and its gradient w.r.t. the codes.
 
     ``d/dh_bj = weight * [(1 - rho) / (1 - rho_hat_j) - rho / rho_hat_j]
     / n_samples``, zero where ``rho_hat_j`` is clamped, as autograd
-    computes it.
+    computes it; with a moving average (``previous``, see
+    :func:`kl_divergence_sparsity`) the slope is taken at the average.
 
     Parameters
     ----------
@@ -99,7 +118,7 @@ def kl_divergence_sparsity_gradient(codes, target, weight=1.0):
     penalty : Tensor of shape ()
     grad : Tensor of shape (n_samples, n_components)
     """
-    mean = codes.mean(dim=-2)
+    mean = _rho_hat(codes, previous, momentum)
     rho_hat = mean.clamp(_KL_EPS, 1.0 - _KL_EPS)
     rho = target
     kl = rho * torch.log(rho / rho_hat)
