@@ -61,6 +61,7 @@ class _Task:
     valid: object = None
     leading: bool = False
     prepare_time: float = 0.0
+    digest: str = None  # of the plan's validated training data
 
 
 @dataclass
@@ -93,8 +94,8 @@ def pretrain(search, base_estimator, X, y, candidates, splits, fit_params):
                 groups[key].append(task)
     for key, members in groups.items():
         device = torch.device(key[-1])
-        X_tensor = _tensor(members[0], X, folds, tensors, device)
-        _train_group(search, members, X_tensor, device, folds, done)
+        X_tensor = _tensor(members[0], X, tensors, device)
+        _train_group(search, members, X_tensor, device, done)
     for members in groups.values():
         for task in members:
             if (task.candidate, task.split) not in done.seconds:
@@ -127,9 +128,11 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     fold = folds[task.split]
     ae._validate_params()
     plan = ae._plan(fold["X"], incremental=False)
-    fold.setdefault("digest", {})
-    if plan.X.dtype.str not in fold["digest"]:
-        fold["digest"][plan.X.dtype.str] = (plan.X, digest(plan.X))
+    # One digest per fold (and dtype), shared by its candidates.
+    digests = fold.setdefault("digests", {})
+    if plan.X.dtype.str not in digests:
+        digests[plan.X.dtype.str] = digest(plan.X)
+    task.digest = digests[plan.X.dtype.str]
     net = plan.net
     if net.module__tied_weights:
         return "tied weights have no batched form"
@@ -178,7 +181,7 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     )
 
 
-def _tensor(task, X, folds, tensors, device):
+def _tensor(task, X, tensors, device):
     """The float32 rows the task's group trains on, on the device: X as the
     estimator validates it, or the fold's transformed training data."""
     if task.leading:
@@ -206,7 +209,7 @@ def _chunks(search, members, device, X):
     return [members[i : i + size] for i in range(0, len(members), size)]
 
 
-def _train_group(search, members, X, device, folds, done):
+def _train_group(search, members, X, device, done):
     pending = _chunks(search, members, device, X)
     while pending:
         chunk = pending.pop(0)
@@ -231,9 +234,8 @@ def _train_group(search, members, X, device, folds, done):
                 # The fit diverged: its own fit diverges too, and reports it.
                 done.reasons[key] = "its batched training diverged"
                 continue
-            X_digest = folds[task.split]["digest"][task.plan.X.dtype.str][1]
             outcome = Outcome(stopped=result["stopped"])
-            done.store.add(key, task.ae, X_digest, task.plan, net, outcome)
+            done.store.add(key, task.ae, task.digest, task.plan, net, outcome)
             done.seconds[key] = share + task.prepare_time
             task.plan = task.ae = None
 

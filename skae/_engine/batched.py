@@ -264,6 +264,7 @@ class _Trainer:
                 stack.best.index_copy_(0, better, stack.params.index_select(0, better))
             stopped &= finite
             done = ~finite | stopped | (epoch == epochs)
+            best_epoch = stopping.best_epoch
             for i in np.flatnonzero(done):
                 error = None
                 if not finite[i]:
@@ -271,7 +272,7 @@ class _Trainer:
                         f"the training loss became {float(train_loss[i])} at "
                         f"epoch {self.start[self.alive[i]] + epoch}"
                     )
-                use_best = load_best and 0 < stopping.best_epoch[i] != epoch
+                use_best = load_best and 0 < best_epoch[i] != epoch
                 results[self.alive[i]] = self._retire(
                     i, bool(stopped[i]), error, use_best
                 )
