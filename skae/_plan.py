@@ -32,8 +32,16 @@ from ._build import _constant_loss, _NetMixin
 __all__ = ["Outcome", "Plan"]
 
 # How far outside [0, 1] a value may lie and still count as inside for
-# cross-entropy: a few float32 ulps at 1, far above float64 rounding errors.
-_UNIT_TOLERANCE = 1e-6
+# cross-entropy, in units of the data's float epsilon: a rounding error
+# (MinMaxScaler's 1 + 2e-16 in float64, a few ulps in float32), not a value.
+_UNIT_TOLERANCE_EPS = 4
+
+
+def _unit_tolerance(dtype):
+    """How far outside [0, 1] a rounding error of ``dtype`` data may lie."""
+    if not np.issubdtype(dtype, np.floating):
+        return 0.0
+    return _UNIT_TOLERANCE_EPS * float(np.finfo(dtype).eps)
 
 # batch_size="auto" splits small data sets into at least this many batches
 # (of at least _MIN_AUTO_BATCH rows): with one or two batches an epoch is
@@ -214,7 +222,8 @@ class _PlanningMixin(_NetMixin):
         low, high = X.min(), X.max()
         # Values a rounding error outside [0, 1] (MinMaxScaler's 1 + 2e-16)
         # count as inside: they are 0 and 1 in float32, where training runs.
-        in_unit_interval = low >= -_UNIT_TOLERANCE and high <= 1 + _UNIT_TOLERANCE
+        tolerance = _unit_tolerance(X.dtype)
+        in_unit_interval = low >= -tolerance and high <= 1 + tolerance
         if loss == "auto":
             return "binary_cross_entropy" if in_unit_interval else "squared_error"
         if not in_unit_interval:

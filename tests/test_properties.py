@@ -111,10 +111,17 @@ def estimators(draw):
     return Estimator(**params)
 
 
+def _in_unit_interval(X):
+    """The documented rule: inside [0, 1] up to 4 epsilons of X's float dtype
+    (a rounding error), exactly for integer and boolean data."""
+    tolerance = 4 * np.finfo(X.dtype).eps if X.dtype.kind == "f" else 0.0
+    return X.min() >= -tolerance and X.max() <= 1 + tolerance
+
+
 def _expected_error(estimator, X):
     """The documented error fit must raise here (first check first), or None."""
     params = estimator.get_params()
-    in_unit_interval = X.min() >= 0 and X.max() <= 1
+    in_unit_interval = _in_unit_interval(X)
     if params["loss"] == "binary_cross_entropy" and not in_unit_interval:
         return r"needs every input value in \[0, 1\].*MinMaxScaler"
     if (
@@ -159,6 +166,18 @@ def _float_dtype(X):
     ),
     X=np.pad(np.full((1, 1), 0.5, dtype=np.float32), ((0, 21), (0, 11))),
 )
+@example(
+    # -1e-6 is a value, not a rounding error: cross-entropy must refuse it.
+    estimator=SparseAutoencoder(
+        loss="binary_cross_entropy",
+        n_components=1,
+        batch_size=1,
+        max_iter=2,
+        device="cpu",
+        random_state=0,
+    ),
+    X=np.array([[0.0], [-1e-6]], dtype=np.float32),
+)
 def test_fit_and_inference_results(estimator, X):
     """Check that each method gives finite, well-shaped float results, or the
     documented error."""
@@ -182,9 +201,8 @@ def test_fit_and_inference_results(estimator, X):
     n_components = estimator.n_components
     dtype = _float_dtype(X)
     if estimator.loss == "auto":
-        in_unit_interval = X.min() >= 0 and X.max() <= 1
         bce = "binary_cross_entropy"
-        assert (estimator.loss_ == bce) == bool(in_unit_interval)
+        assert (estimator.loss_ == bce) == bool(_in_unit_interval(X))
     assert np.isfinite(estimator.loss_curve_).all()
 
     codes = estimator.transform(X)

@@ -86,6 +86,23 @@ def test_auto_loss_tolerates_rounding_at_one():
             Autoencoder(loss="binary_cross_entropy", **params).fit(X + 1e-3)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unit_interval_tolerance_is_a_rounding_error(dtype):
+    """Check that values 4 epsilons of the dtype outside [0, 1] count as
+    inside, and that -1e-6 (a value, not a rounding error) does not."""
+    eps = np.finfo(dtype).eps
+    params = dict(n_components=1, hidden_layer_sizes=(), max_iter=2, random_state=0)
+    inside = np.array([[-4 * eps], [1 + 4 * eps], [0.5]], dtype=dtype)
+    outside = np.array([[0.0], [-1e-6], [0.5]], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = Autoencoder(loss="auto", **params)
+        assert auto.fit(inside).loss_ == "binary_cross_entropy"
+        assert auto.fit(outside).loss_ == "squared_error"
+        with pytest.raises(ValueError, match=r"got values in \[-1e-06, 0.5\]"):
+            Autoencoder(loss="binary_cross_entropy", **params).fit(outside)
+
+
 def test_cross_entropy_model_scores_any_finite_input():
     """Check that a cross-entropy model scores held-out rows outside [0, 1]
     (finite, never an error), and scores them as less normal."""
