@@ -138,8 +138,11 @@ class _BaseAutoencoder(
         """The activation actually used (resolves "auto" where allowed)."""
         return self.activation
 
-    def _penalty(self):
-        """``penalty(module, x, codes, generator)`` or None; must pickle."""
+    def _penalty(self, n_samples, loss):
+        """``penalty(module, x, codes, generator)`` or None; must pickle.
+
+        ``n_samples`` is the number of training rows, ``loss`` the
+        reconstruction loss resolved."""
         return None
 
     def _code_bias(self):

@@ -80,7 +80,7 @@ class _NetMixin:
             verbose=0,
             device=str(device),
             corrupt=self._corruption(X),
-            penalty=self._penalty(),
+            penalty=self._penalty(X.shape[0], loss),
             seed=seed,
             shuffle=self.shuffle,
         )
@@ -146,7 +146,7 @@ class _NetMixin:
         net.weight_decay = self.alpha
         net.batch_size = self._effective_batch_size(X.shape[0])
         net.shuffle = self.shuffle
-        net.penalty = self._penalty()
+        net.penalty = self._penalty(X.shape[0], self.loss_)
         corrupt = self._corruption(X)
         old = net.corrupt
         same_noise = (

@@ -374,7 +374,7 @@ class ContractiveAutoencoder(_BaseAutoencoder):
             )
         return self.jacobian
 
-    def _penalty(self):
+    def _penalty(self, n_samples, loss):
         method = self._jacobian()
         if method == "closed_form":
             return make_penalty(

@@ -43,6 +43,7 @@ def _unit_tolerance(dtype):
         return 0.0
     return _UNIT_TOLERANCE_EPS * float(np.finfo(dtype).eps)
 
+
 # batch_size="auto" splits small data sets into at least this many batches
 # (of at least _MIN_AUTO_BATCH rows): with one or two batches an epoch is
 # one or two optimizer steps, and no number of epochs trains the model.

@@ -7,11 +7,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseAutoencoder
-from ._nn.penalty import make_penalty
-from ._sparsity_penalties import _kl_gradient, _kl_penalty, _l1_gradient, _l1_penalty
-
-# sparsity_weight="auto": beta for KL, lambda for L1 (see the docstring).
-_AUTO_WEIGHTS = {"kl": 5.0, "l1": 0.1}
+from ._sparsity_penalties import sparse_penalty
 
 
 class SparseAutoencoder(_BaseAutoencoder):
@@ -60,6 +56,21 @@ class SparseAutoencoder(_BaseAutoencoder):
         Non-zero codes per row for "topk" (on average for "batch_topk");
         None is 10% of ``n_components`` (at least 1); values above
         ``n_components`` keep every unit. Only used with those.
+
+    revival_weight : float or "auto", default="auto"
+        Weight of the auxiliary loss that revives dead code units with
+        "topk" and "batch_topk" (AuxK, Gao et al. 2024): the units inactive
+        for ``dead_unit_window`` training rows are trained to reconstruct
+        the error the active ones leave, from their ``n_features // 2``
+        largest pre-activations, with the decoder's weights. "auto" is 1/32
+        where it applies (``hidden_layer_sizes=()`` and squared error) and
+        0 elsewhere; 0 turns it off.
+
+    dead_unit_window : int or "auto", default="auto"
+        Training rows after which a code unit that was never active counts
+        as dead for ``revival_weight``; "auto" is one epoch (the number of
+        training rows). The fraction of units inactive over each epoch is
+        recorded in the training history as ``"dead_fraction"``.
 
     sparsity_weight : float or "auto", default="auto"
         Weight of the sparsity penalty: beta for "kl", lambda for "l1".
@@ -259,6 +270,14 @@ class SparseAutoencoder(_BaseAutoencoder):
         **_BaseAutoencoder._parameter_constraints,
         "sparsity": [StrOptions({"kl", "l1", "topk", "batch_topk"})],
         "n_nonzero_coefs": [Interval(Integral, 1, None, closed="left"), None],
+        "revival_weight": [
+            Interval(Real, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "dead_unit_window": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "sparsity_weight": [
             Interval(Real, 0, None, closed="left"),
             StrOptions({"auto"}),
@@ -274,6 +293,8 @@ class SparseAutoencoder(_BaseAutoencoder):
         *,
         sparsity="kl",
         n_nonzero_coefs=None,
+        revival_weight="auto",
+        dead_unit_window="auto",
         sparsity_weight="auto",
         sparsity_target=0.05,
         sparsity_momentum=0.0,
@@ -325,6 +346,8 @@ class SparseAutoencoder(_BaseAutoencoder):
         )
         self.sparsity = sparsity
         self.n_nonzero_coefs = n_nonzero_coefs
+        self.revival_weight = revival_weight
+        self.dead_unit_window = dead_unit_window
         self.sparsity_weight = sparsity_weight
         self.sparsity_target = sparsity_target
         self.sparsity_momentum = sparsity_momentum
@@ -348,11 +371,6 @@ class SparseAutoencoder(_BaseAutoencoder):
         # nudged-digits protocol (4 seeds).
         return loss == "binary_cross_entropy"
 
-    def _sparsity_weight(self):
-        if self.sparsity_weight == "auto":
-            return _AUTO_WEIGHTS.get(self.sparsity, 0.0)
-        return self.sparsity_weight
-
     def _code_bias(self):
         # Logistic codes start at their target rate instead of near 0.5.
         if self.sparsity == "kl":
@@ -369,31 +387,5 @@ class SparseAutoencoder(_BaseAutoencoder):
         # More non-zeros than units keeps every unit (a ReLU code layer).
         return (self.sparsity, int(min(k, self.n_components)))
 
-    def _penalty(self):
-        if self.sparsity in ("topk", "batch_topk"):
-            return None
-        weight = self._sparsity_weight()
-        if self.sparsity == "kl":
-            # Gradients written out (no autograd graph); batched with the
-            # weight and the target differing between nets.
-            if self.sparsity_momentum:  # state across batches: not batched
-                return make_penalty(
-                    _kl_penalty,
-                    gradient=_kl_gradient,
-                    weight=weight,
-                    target=self.sparsity_target,
-                    momentum=self.sparsity_momentum,
-                )
-            return make_penalty(
-                _kl_penalty,
-                gradient=_kl_gradient,
-                stacked_ndims={"weight": 1, "target": 2},
-                weight=weight,
-                target=self.sparsity_target,
-            )
-        return make_penalty(
-            _l1_penalty,
-            gradient=_l1_gradient,
-            stacked_ndims={"weight": 1},
-            weight=weight,
-        )
+    def _penalty(self, n_samples, loss):
+        return sparse_penalty(self, n_samples, loss)

@@ -1,14 +1,97 @@
 """The sparsity penalties of SparseAutoencoder: value and written-out gradient.
 
-Module-level functions, so that the penalty objects built from them pickle.
+Module-level functions, so that the penalty objects built from them pickle;
+:func:`sparse_penalty` builds the estimator's from its parameters.
 """
 
+import torch
+
 from ._nn.objectives import (
+    auxk_loss,
     kl_divergence_sparsity,
     kl_divergence_sparsity_gradient,
     l1_sparsity,
     l1_sparsity_gradient,
 )
+from ._nn.penalty import make_penalty
+
+# sparsity_weight="auto": beta for KL, lambda for L1 (see the docstring).
+_AUTO_WEIGHTS = {"kl": 5.0, "l1": 0.1}
+
+# revival_weight="auto" for the top-k code layers (Gao et al. 2024's 1/32).
+_AUTO_REVIVAL_WEIGHT = 1 / 32
+
+
+def sparse_penalty(estimator, n_samples, loss):
+    """The penalty of a SparseAutoencoder fitted on ``n_samples`` rows with
+    ``loss``: KL or L1 sparsity, AuxK revival for the top-k code layers, or
+    None."""
+    if estimator.sparsity in ("topk", "batch_topk"):
+        weight = revival_weight(estimator, loss)
+        if not weight:
+            return None
+        window = estimator.dead_unit_window
+        return make_penalty(
+            _auxk_penalty,
+            stacked_ndims={"weight": 1, "window": 2},
+            weight=float(weight),
+            window=float(n_samples if window == "auto" else window),
+        )
+    weight = estimator.sparsity_weight
+    if weight == "auto":
+        weight = _AUTO_WEIGHTS[estimator.sparsity]
+    if estimator.sparsity == "kl":
+        # Gradients written out (no autograd graph); batched with the
+        # weight and the target differing between nets.
+        if estimator.sparsity_momentum:  # state across batches: not batched
+            return make_penalty(
+                _kl_penalty,
+                gradient=_kl_gradient,
+                weight=weight,
+                target=estimator.sparsity_target,
+                momentum=estimator.sparsity_momentum,
+            )
+        return make_penalty(
+            _kl_penalty,
+            gradient=_kl_gradient,
+            stacked_ndims={"weight": 1, "target": 2},
+            weight=weight,
+            target=estimator.sparsity_target,
+        )
+    return make_penalty(
+        _l1_penalty, gradient=_l1_gradient, stacked_ndims={"weight": 1}, weight=weight
+    )
+
+
+def revival_weight(estimator, loss):
+    """AuxK's weight: ``revival_weight`` with "auto" resolved (1/32 where
+    AuxK applies: one decoder layer and squared error; 0 elsewhere)."""
+    applies = not estimator._hidden_layer_sizes() and loss == "squared_error"
+    if estimator.revival_weight == "auto":
+        return _AUTO_REVIVAL_WEIGHT if applies else 0.0
+    if estimator.revival_weight and not applies:
+        raise ValueError(
+            "revival_weight > 0 (AuxK) needs a one-layer decoder and squared "
+            f"error, got hidden_layer_sizes={estimator.hidden_layer_sizes!r} "
+            f"and loss {loss!r}. Use hidden_layer_sizes=() and "
+            "loss='squared_error', or revival_weight=0."
+        )
+    return float(estimator.revival_weight)
+
+
+def _auxk_penalty(module, x, codes, generator, *, weight, window):
+    """``weight * auxk_loss`` of the units inactive for ``window`` training
+    rows, with k_aux half the number of features; 0 outside training."""
+    layer = module.sparse_code
+    pre_activation = layer.__dict__.pop("pre_activation", None)
+    if not module.training or pre_activation is None:
+        return codes.new_zeros(codes.shape[:-2])
+    decoder_weight = module.decoder_input_layer.weight
+    with torch.no_grad():
+        residual = module.target(x) - module.decode(codes)
+    dead = layer.samples_since_fired >= window
+    k_aux = max(1, decoder_weight.shape[-2] // 2)
+    return weight * auxk_loss(pre_activation, dead, residual, decoder_weight, k_aux)
 
 
 def _kl_penalty(module, x, codes, generator, *, weight, target, momentum=0.0):

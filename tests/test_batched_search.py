@@ -86,6 +86,17 @@ def _assert_same_fit(fitted, reference, X_test):
         )
     assert fitted.n_iter_ == reference.n_iter_
     np.testing.assert_allclose(fitted.loss_curve_, reference.loss_curve_, rtol=1e-5)
+    layer = reference.net_.module_.sparse_code
+    if layer is not None:
+        # The units' activity counts and the recorded dead fractions.
+        np.testing.assert_array_equal(
+            fitted.net_.module_.sparse_code.samples_since_fired,
+            layer.samples_since_fired,
+        )
+        assert (
+            fitted.net_.history[:, "dead_fraction"]
+            == reference.net_.history[:, "dead_fraction"]
+        )
     np.testing.assert_allclose(
         fitted.transform(X_test), reference.transform(X_test), rtol=1e-4, atol=1e-5
     )
@@ -135,6 +146,18 @@ CASES = {
         SparseAutoencoder(n_components=6, sparsity="topk", **FAST),
         {"n_nonzero_coefs": [1, 3], "learning_rate_init": [1e-3, 1e-2]},
     ),
+    "sparse-topk-revival": (
+        # Squared error and 12 units for 1-2 active: AuxK revives dead units
+        # (windows differ between folds with "auto": stacked per net).
+        SparseAutoencoder(
+            n_components=12, sparsity="topk", loss="squared_error", **FAST
+        ),
+        {
+            "revival_weight": [0.1, 1.0],
+            "n_nonzero_coefs": [1, 2],
+            "dead_unit_window": ["auto", 16],
+        },
+    ),
     "contractive-projection": (
         ContractiveAutoencoder(n_components=3, hidden_layer_sizes=(4,), **FAST),
         {"contraction_weight": [0.01, 1.0], "n_projections": [1, 2]},
@@ -147,6 +170,17 @@ def test_each_candidate_matches_its_sequential_fit(X, case):
     """Check that each candidate on each fold equals a sequential fit on that fold."""
     estimator, grid = CASES[case]
     _check_against_sequential(X, estimator, grid)
+
+
+def test_revival_case_revives(X):
+    """Check that the revival case above has dead units and that AuxK moves
+    its fits (so that matching them tests the batched AuxK)."""
+    estimator, _ = CASES["sparse-topk-revival"]
+    params = dict(n_nonzero_coefs=1, dead_unit_window=16)
+    off = clone(estimator).set_params(revival_weight=0.0, **params).fit(X)
+    on = clone(estimator).set_params(revival_weight=1.0, **params).fit(X)
+    assert max(off.net_.history[:, "dead_fraction"]) > 0
+    assert np.abs(on.dictionary_ - off.dictionary_).max() > 1e-3
 
 
 def test_members_stop_on_their_own_epochs(X):

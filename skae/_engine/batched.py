@@ -28,6 +28,7 @@ This layer knows torch only.
 import numpy as np
 import torch
 
+from .._nn.sparse_codes import update_since_fired
 from .data import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
 from .members import _Optimizer, _Scores, _Stopping
 from .stacked import StackedTopK, _layers, _Layout, _plan, _Stack
@@ -122,6 +123,13 @@ class _Trainer:
                 raise ValueError("batched training runs TopK code layers only")
             ks = [net.module_.code_sparsity[1] for net in nets]
             self.code = StackedTopK(torch.as_tensor(ks, device=X.device))
+        # Each net's rows since each code unit was last active (TopK's
+        # samples_since_fired), or None.
+        self.since_fired = None
+        if self.code is not None:
+            self.since_fired = torch.stack(
+                [net.module_.sparse_code.samples_since_fired for net in nets]
+            ).to(X.device)
         self.criterion = first.criterion_
         self.batch_sizes = np.array([net.batch_size for net in nets])
         self.stack = _Stack(nets, self.layout, train_rows, valid_rows, self.device)
@@ -186,14 +194,15 @@ class _Trainer:
                     ]
                 )
             codes, output = part.forward(x_in)
+            part.training = training
+            if self.since_fired is not None:
+                part.code.samples_since_fired = self._count_activity(
+                    codes, members, training
+                )
             target = x
             if self.criterion.loss == "squared_error":
                 # The decoders predict the target in their own units.
-                offset, scale = self.stack.target_offset, self.stack.target_scale
-                if members is not None:
-                    offset = offset.index_select(0, members)
-                    scale = scale.index_select(0, members)
-                target = (x - offset.unsqueeze(1)) * scale[:, None, None]
+                target = part.target(x)
             loss = self.criterion(output, target).mean(dim=-1)
             if self.penalty is not None:
                 generators = None
@@ -204,6 +213,19 @@ class _Trainer:
                 total + loss if members is None else total.index_add(0, members, loss)
             )
         return total
+
+    def _count_activity(self, codes, members, training):
+        """Count a training batch into the nets' ``since_fired`` (as TopK
+        counts its own); the rows of ``members`` (all when None)."""
+        counts = self.since_fired
+        if members is not None:
+            counts = counts.index_select(0, members)
+        if training:
+            with torch.no_grad():
+                update_since_fired(counts, codes)
+                if members is not None:
+                    self.since_fired.index_copy_(0, members, counts)
+        return counts
 
     def _epoch(self, module, leaves):
         """Train one epoch; returns the per-net mean training loss."""
@@ -293,6 +315,7 @@ class _Trainer:
                     self.penalty = self.penalty.select(index)
                 if self.code is not None:
                     self.code = self.code.select(index)
+                    self.since_fired = self.since_fired.index_select(0, index)
                 self.alive = [self.alive[i] for i in keep]
                 self._plan()
         return results
@@ -309,6 +332,9 @@ class _Trainer:
                 "train_loss": float(train_loss[i]),
                 "train_loss_best": bool(train_best[i]),
             }
+            if self.since_fired is not None:
+                inactive = self.since_fired[i] >= int(self.train_sizes[i])
+                row["dead_fraction"] = float(inactive.float().mean())
             if valid_loss is not None:
                 row["valid_batch_count"] = int(self.valid_batches[i])
                 row["valid_loss"] = float(valid_loss[i])
@@ -322,6 +348,9 @@ class _Trainer:
             row = self.stack.best[i] if use_best else self.stack.params[i]
             self.layout.load_row(net.module_, row)
             self.optimizer.state_of(net, self.layout, i)
+            if self.since_fired is not None:
+                counts = net.module_.sparse_code.samples_since_fired
+                counts.copy_(self.since_fired[i])
             for values in self.histories[self.alive[i]]:
                 net.history.new_epoch()
                 for key, value in values.items():

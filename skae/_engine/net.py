@@ -134,6 +134,13 @@ class AutoencoderNet(NeuralNet):
             self._notify_batch("on_batch_end", batch=batch, training=training, **step)
         self.history.record(prefix + "_batch_count", n_batches)
         self.history.record(prefix + "_loss", total.item() / n_rows)
+        dead_fraction = getattr(self.module_, "dead_fraction", None)
+        if training and dead_fraction is not None:
+            # Units inactive over the whole epoch (a code layer that counts
+            # its units' activity: TopK, BatchTopK).
+            fraction = dead_fraction(n_rows)
+            if fraction is not None:
+                self.history.record("dead_fraction", fraction)
 
     # --------------------------------------------- completed-epoch checkpoints
 

@@ -168,6 +168,9 @@ class StackedTopK:
 
     def __init__(self, ks):
         self.ks = ks  # LongTensor (M,)
+        # Set by the trainer for the penalty that reads them (AuxK, as on
+        # TopK): each model's rows since each unit was last active.
+        self.samples_since_fired = None
 
     def select(self, index):
         return StackedTopK(self.ks.index_select(0, index))
@@ -177,6 +180,8 @@ class StackedTopK:
         values, index = a.topk(k_max, dim=-1)
         rank = torch.arange(k_max, device=a.device)
         keep = rank < self.ks.view(-1, 1, 1)
+        if torch.is_grad_enabled():
+            self.pre_activation = a
         return torch.zeros_like(a).scatter(-1, index, values.relu() * keep)
 
 
@@ -184,17 +189,24 @@ class _StackedModule:
     """``AutoencoderModule``'s training arithmetic over a leading model axis.
 
     Exposes what the penalty hooks read of a module: ``input_weight``,
-    ``code_layer``, ``decoder_input_layer``, ``activation`` and ``encode``.
-    ``code``, when given, is the code layer's activation (``StackedTopK``).
+    ``code_layer``, ``decoder_input_layer``, ``sparse_code``,
+    ``activation``, ``training``, ``encode``, ``decode`` and ``target``.
+    ``code``, when given, is the code layer's activation (``StackedTopK``);
+    ``target_units`` the decoders' target offsets (M, n_features) and
+    scales (M,).
     """
 
-    def __init__(self, encoder, decoder, offset, scale, activation, code=None):
+    def __init__(
+        self, encoder, decoder, offset, scale, activation, code=None, target_units=None
+    ):
         self.encoder = encoder  # [(weight (M, out, in), bias (M, out)), ...]
         self.decoder = decoder
         self.input_offset = offset  # (M, n_features)
         self.input_scale = scale  # (M, n_features)
         self.activation = activation
         self.code = code
+        self.target_units = target_units
+        self.training = True
         self._act = ACTIVATIONS[activation].function
 
     def select(self, index):
@@ -210,6 +222,9 @@ class _StackedModule:
             self.input_scale.index_select(0, index),
             self.activation,
             None if self.code is None else self.code.select(index),
+            None
+            if self.target_units is None
+            else tuple(t.index_select(0, index) for t in self.target_units),
         )
 
     @property
@@ -225,6 +240,14 @@ class _StackedModule:
     def decoder_input_layer(self):
         weight, bias = self.decoder[0]
         return SimpleNamespace(weight=weight, bias=bias)
+
+    @property
+    def sparse_code(self):
+        return self.code
+
+    def target(self, x):
+        offset, scale = self.target_units
+        return (x - offset.unsqueeze(1)) * scale[:, None, None]
 
     @staticmethod
     def _linear(h, weight, bias):
@@ -346,6 +369,12 @@ class _Stack:
             return [(views[f"{p}.weight"], views[f"{p}.bias"]) for p in names]
 
         module = _StackedModule(
-            layers(encoder), layers(decoder), self.offset, self.scale, activation, code
+            layers(encoder),
+            layers(decoder),
+            self.offset,
+            self.scale,
+            activation,
+            code,
+            (self.target_offset, self.target_scale),
         )
         return module, leaves

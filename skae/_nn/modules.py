@@ -165,7 +165,9 @@ class AutoencoderModule(nn.Module):
         if seed is not None:
             generator = torch.Generator().manual_seed(int(seed))
         self.code_sparsity = None if code_sparsity is None else tuple(code_sparsity)
-        last = None if code_sparsity is None else code_layer(code_sparsity)
+        last = None
+        if code_sparsity is not None:
+            last = code_layer(code_sparsity, n_components)
         self.encoder = _stack(sizes, activation, True, generator, last)
         self.tied_weights = bool(tied_weights)
         self.code_dropout = float(code_dropout)
@@ -200,6 +202,19 @@ class AutoencoderModule(nn.Module):
     def code_layer(self):
         """The encoder's last linear layer, the one producing the codes."""
         return self.encoder[-2]
+
+    @property
+    def sparse_code(self):
+        """The code layer's TopK or BatchTopK module, or None."""
+        return self.encoder[-1] if self.code_sparsity is not None else None
+
+    def dead_fraction(self, n_rows):
+        """The fraction of code units inactive for the last ``n_rows``
+        training rows (None without a TopK or BatchTopK code layer)."""
+        layer = self.sparse_code
+        if layer is None:
+            return None
+        return float((layer.samples_since_fired >= n_rows).float().mean())
 
     @property
     def decoder_input_layer(self):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from .activations import ACTIVATIONS
 
 __all__ = [
+    "auxk_loss",
     "contractive_closed_form",
     "contractive_exact",
     "contractive_projection",
@@ -260,3 +261,39 @@ def contractive_projection(encode, x, n_projections=1, generator=None):
         (vjp,) = torch.autograd.grad(codes, x, grad_outputs=u, create_graph=True)
         total = total + vjp.square().sum(dim=-1).mean()
     return total / n_projections
+
+
+def auxk_loss(pre_activation, dead, residual, decoder_weight, k_aux):
+    """The AuxK loss that trains dead units to explain the residual.
+
+    Of each row's pre-activations, the ``k_aux`` largest among the units
+    marked ``dead`` (their ReLU) are decoded with the decoder's weights
+    alone, and their squared distance to the residual ``x - x_hat`` is the
+    loss (Gao et al. 2024): dead units then get the gradient of the error
+    the live ones leave. It is scaled by ``min(n_dead / k_aux, 1)``, so
+    that it fades as units revive (zero when none is dead).
+
+    Parameters
+    ----------
+    pre_activation : Tensor of shape (..., n_samples, n_components)
+        The code layer's pre-activations.
+    dead : BoolTensor of shape (..., n_components)
+    residual : Tensor of shape (..., n_samples, n_features)
+        The reconstruction error, without gradient.
+    decoder_weight : Tensor of shape (..., n_features, n_components)
+        The weight of the (one-layer) decoder.
+    k_aux : int
+
+    Returns
+    -------
+    loss : Tensor of shape (...)
+        The squared error summed over features, averaged over samples.
+    """
+    k = min(int(k_aux), pre_activation.shape[-1])
+    masked = pre_activation.masked_fill(~dead.unsqueeze(-2), float("-inf"))
+    values, index = masked.topk(k, dim=-1)
+    codes = torch.zeros_like(pre_activation).scatter(-1, index, values.relu())
+    explained = codes @ decoder_weight.transpose(-1, -2)
+    error = (explained - residual).square().sum(dim=-1).mean(dim=-1)
+    n_dead = dead.sum(dim=-1).to(error.dtype)
+    return error * (n_dead / k_aux).clamp(max=1.0)

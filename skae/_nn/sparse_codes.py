@@ -13,27 +13,64 @@ dictionary_learning estimate it).
 
 Both are torch modules (``nn.Sequential`` layers of the encoder) with NumPy
 forms of their inference (``numpy_forward``), for the CPU route of
-``transform``.
+``transform``. In training they keep what dead-unit revival (AuxK, see
+``objectives.auxk_loss``) reads: the buffer ``samples_since_fired``, the
+training rows seen since each unit was last active (updated by
+:func:`update_since_fired`), and the last training batch's
+pre-activations, ``pre_activation`` (taken by the penalty that reads them;
+never pickled).
 """
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BatchTopK", "TopK", "code_layer"]
+__all__ = ["BatchTopK", "TopK", "code_layer", "update_since_fired"]
 
 
-class TopK(nn.Module):
+def update_since_fired(since_fired, codes):
+    """Count a batch's rows into ``since_fired`` (``(..., n_units)``, in
+    place), and reset the units active in ``codes`` (``(..., n_rows,
+    n_units)``) to zero."""
+    fired = (codes > 0).any(dim=-2)
+    since_fired.add_(codes.shape[-2]).masked_fill_(fired, 0.0)
+    return since_fired
+
+
+class _TrackedCodes(nn.Module):
+    """What TopK and BatchTopK keep of training (see the module docstring)."""
+
+    def __init__(self, n_units):
+        super().__init__()
+        self.register_buffer("samples_since_fired", torch.zeros(int(n_units)))
+
+    def _track(self, a, codes):
+        if not self.training:
+            return
+        if torch.is_grad_enabled():
+            self.pre_activation = a
+        with torch.no_grad():
+            update_since_fired(self.samples_since_fired, codes)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("pre_activation", None)
+        return state
+
+
+class TopK(_TrackedCodes):
     """ReLU of the k largest entries of each row, zero elsewhere."""
 
-    def __init__(self, k):
-        super().__init__()
+    def __init__(self, k, n_units):
+        super().__init__(n_units)
         self.k = int(k)
 
     def forward(self, a):
         k = min(self.k, a.shape[-1])
         values, index = a.topk(k, dim=-1)
-        return torch.zeros_like(a).scatter(-1, index, values.relu())
+        codes = torch.zeros_like(a).scatter(-1, index, values.relu())
+        self._track(a, codes)
+        return codes
 
     def numpy_forward(self, h):
         """The same, in place on a float32 array (inference)."""
@@ -51,12 +88,12 @@ class TopK(nn.Module):
         return f"k={self.k}"
 
 
-class BatchTopK(nn.Module):
+class BatchTopK(_TrackedCodes):
     """The ``k * n_rows`` largest entries of a training batch; at inference,
     the entries above the learned threshold (see the module docstring)."""
 
-    def __init__(self, k, momentum=0.01):
-        super().__init__()
+    def __init__(self, k, n_units, momentum=0.01):
+        super().__init__(n_units)
         self.k = int(k)
         self.momentum = float(momentum)
         # Negative until the first training batch sets it.
@@ -77,7 +114,9 @@ class BatchTopK(nn.Module):
                     self.threshold.copy_(smallest)
                 else:
                     self.threshold.lerp_(smallest, self.momentum)
-        return codes.view_as(a)
+        codes = codes.view_as(a)
+        self._track(a, codes)
+        return codes
 
     def numpy_forward(self, h):
         threshold = max(float(self.threshold), 0.0)
@@ -88,12 +127,12 @@ class BatchTopK(nn.Module):
         return f"k={self.k}, momentum={self.momentum}"
 
 
-def code_layer(code_sparsity):
+def code_layer(code_sparsity, n_units):
     """The code layer's activation module for ``code_sparsity``:
-    ``("topk", k)`` or ``("batch_topk", k)``."""
+    ``("topk", k)`` or ``("batch_topk", k)``, over ``n_units`` codes."""
     kind, k = code_sparsity
     if kind == "topk":
-        return TopK(k)
+        return TopK(k, n_units)
     if kind == "batch_topk":
-        return BatchTopK(k)
+        return BatchTopK(k, n_units)
     raise ValueError(f"unknown code sparsity {kind!r}")
