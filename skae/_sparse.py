@@ -58,13 +58,12 @@ class SparseAutoencoder(_BaseAutoencoder):
         ``n_components`` keep every unit. Only used with those.
 
     revival_weight : float or "auto", default="auto"
-        Weight of the auxiliary loss that revives dead code units with
-        "topk" and "batch_topk" (AuxK, Gao et al. 2024): the units inactive
-        for ``dead_unit_window`` training rows are trained to reconstruct
-        the error the active ones leave, from their ``n_features // 2``
-        largest pre-activations, with the decoder's weights. "auto" is 1/32
-        where it applies (``hidden_layer_sizes=()`` and squared error) and
-        0 elsewhere; 0 turns it off.
+        Weight of the AuxK loss (Gao et al. 2024) that revives dead code
+        units with "topk" and "batch_topk": units inactive for
+        ``dead_unit_window`` training rows learn to reconstruct the error
+        the others leave, from their ``n_features // 2`` largest
+        pre-activations. "auto" is 1/32 where it applies
+        (``hidden_layer_sizes=()`` and squared error), else 0 (off).
 
     dead_unit_window : int or "auto", default="auto"
         Training rows after which a code unit that was never active counts
@@ -78,6 +77,13 @@ class SparseAutoencoder(_BaseAutoencoder):
         error summed over features, these reach the KL target rate and
         useful L1 sparsity on digit-sized data without tuning. Not used by
         "topk" and "batch_topk".
+
+    sparsity_warmup : int, default=0
+        Optimizer steps over which ``sparsity_weight`` grows linearly from
+        ``1 / sparsity_warmup`` of its value to all of it, so that the
+        codes first learn to reconstruct; 0 applies it whole from the first
+        step. Counted over all calls to ``fit`` with ``warm_start=True``
+        and to ``partial_fit``. Only used with "kl" and "l1".
 
     sparsity_target : float, default=0.05
         Target mean activation rho of each code unit, in (0, 1). Only used
@@ -282,6 +288,7 @@ class SparseAutoencoder(_BaseAutoencoder):
             Interval(Real, 0, None, closed="left"),
             StrOptions({"auto"}),
         ],
+        "sparsity_warmup": [Interval(Integral, 0, None, closed="left")],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
         "sparsity_momentum": [Interval(Real, 0, 1, closed="left")],
         "activation": [StrOptions({"auto", "identity", "logistic", "tanh", "relu"})],
@@ -296,6 +303,7 @@ class SparseAutoencoder(_BaseAutoencoder):
         revival_weight="auto",
         dead_unit_window="auto",
         sparsity_weight="auto",
+        sparsity_warmup=0,
         sparsity_target=0.05,
         sparsity_momentum=0.0,
         hidden_layer_sizes=(),
@@ -349,6 +357,7 @@ class SparseAutoencoder(_BaseAutoencoder):
         self.revival_weight = revival_weight
         self.dead_unit_window = dead_unit_window
         self.sparsity_weight = sparsity_weight
+        self.sparsity_warmup = sparsity_warmup
         self.sparsity_target = sparsity_target
         self.sparsity_momentum = sparsity_momentum
 

@@ -40,6 +40,7 @@ def sparse_penalty(estimator, n_samples, loss):
     weight = estimator.sparsity_weight
     if weight == "auto":
         weight = _AUTO_WEIGHTS[estimator.sparsity]
+    warmup = int(estimator.sparsity_warmup)
     if estimator.sparsity == "kl":
         # Gradients written out (no autograd graph); batched with the
         # weight and the target differing between nets.
@@ -50,16 +51,22 @@ def sparse_penalty(estimator, n_samples, loss):
                 weight=weight,
                 target=estimator.sparsity_target,
                 momentum=estimator.sparsity_momentum,
+                warmup=warmup,
             )
         return make_penalty(
             _kl_penalty,
             gradient=_kl_gradient,
-            stacked_ndims={"weight": 1, "target": 2},
+            stacked_ndims={"weight": 1, "target": 2, "warmup": 1},
             weight=weight,
             target=estimator.sparsity_target,
+            warmup=warmup,
         )
     return make_penalty(
-        _l1_penalty, gradient=_l1_gradient, stacked_ndims={"weight": 1}, weight=weight
+        _l1_penalty,
+        gradient=_l1_gradient,
+        stacked_ndims={"weight": 1, "warmup": 1},
+        weight=weight,
+        warmup=warmup,
     )
 
 
@@ -94,18 +101,36 @@ def _auxk_penalty(module, x, codes, generator, *, weight, window):
     return weight * auxk_loss(pre_activation, dead, residual, decoder_weight, k_aux)
 
 
-def _kl_penalty(module, x, codes, generator, *, weight, target, momentum=0.0):
+def _warmed_up(module, weight, warmup):
+    """``weight`` ramped up linearly over the first ``warmup`` optimizer
+    steps: ``weight * min(1, (steps_trained + 1) / warmup)``, per net when
+    the steps (and ``warmup``) are tensors over a model axis."""
+    if isinstance(warmup, (int, float)) and warmup == 0:
+        return weight
+    steps = module.steps_trained
+    if isinstance(steps, int) and isinstance(warmup, (int, float)):
+        return weight * min(1.0, (steps + 1) / warmup)
+    # A zero warm-up divides to infinity: clamped to the full weight.
+    return weight * ((steps + 1) / warmup).clamp(max=1.0)
+
+
+def _kl_penalty(module, x, codes, generator, *, weight, target, momentum=0.0, warmup=0):
+    weight = _warmed_up(module, weight, warmup)
     previous, rho_hat = _average(module, codes, momentum)
     value = weight * kl_divergence_sparsity(codes, target, previous, momentum)
     _keep(module, rho_hat)
     return value
 
 
-def _l1_penalty(module, x, codes, generator, *, weight):
+def _l1_penalty(module, x, codes, generator, *, weight, warmup=0):
+    weight = _warmed_up(module, weight, warmup)
     return weight * l1_sparsity(codes, module.decoder_input_layer.weight)
 
 
-def _kl_gradient(module, x, codes, generator, encoder, *, weight, target, momentum=0.0):
+def _kl_gradient(
+    module, x, codes, generator, encoder, *, weight, target, momentum=0.0, warmup=0
+):
+    weight = _warmed_up(module, weight, warmup)
     previous, rho_hat = _average(module, codes, momentum)
     penalty, grad = kl_divergence_sparsity_gradient(
         codes, target, weight, previous, momentum
@@ -133,7 +158,8 @@ def _keep(module, rho_hat):
         module.rho_hat_average = rho_hat
 
 
-def _l1_gradient(module, x, codes, generator, encoder, *, weight):
+def _l1_gradient(module, x, codes, generator, encoder, *, weight, warmup=0):
+    weight = _warmed_up(module, weight, warmup)
     decoder_weight = module.decoder_input_layer.weight
     penalty, code_grad, weight_grad = l1_sparsity_gradient(
         codes, decoder_weight, weight

@@ -33,7 +33,7 @@ from skae._nn.objectives import (
     l1_sparsity_gradient,
     reconstruction_error,
 )
-from skae._sparse import _kl_penalty, _l1_penalty
+from skae._sparsity_penalties import _kl_penalty, _l1_penalty
 
 PENALTIES = {
     "none": None,
@@ -336,17 +336,20 @@ def test_penalty_objects_carry_their_gradient_and_batched_form():
 
     from skae import ContractiveAutoencoder, SparseAutoencoder
 
-    kl = SparseAutoencoder(sparsity_weight=2.0)._penalty()
-    l1 = SparseAutoencoder(sparsity="l1")._penalty()
+    fit = (100, "squared_error")  # training rows and loss
+    kl = SparseAutoencoder(sparsity_weight=2.0)._penalty(*fit)
+    l1 = SparseAutoencoder(sparsity="l1")._penalty(*fit)
     projection = ContractiveAutoencoder(
         hidden_layer_sizes=(4,), jacobian="projection"
-    )._penalty()
-    exact = ContractiveAutoencoder(hidden_layer_sizes=(4,), jacobian="exact")._penalty()
-    closed = ContractiveAutoencoder(hidden_layer_sizes=())._penalty()
+    )._penalty(*fit)
+    exact = ContractiveAutoencoder(hidden_layer_sizes=(4,), jacobian="exact")._penalty(
+        *fit
+    )
+    closed = ContractiveAutoencoder(hidden_layer_sizes=())._penalty(*fit)
     for penalty in (kl, l1, projection):
         assert callable(penalty.gradient)
     assert exact.gradient is None and closed.gradient is None
-    assert kl.stacked_ndims == {"weight": 1, "target": 2}
+    assert kl.stacked_ndims == {"weight": 1, "target": 2, "warmup": 1}
     assert exact.stacked_ndims is None  # trains one by one
     assert projection.stacked is not None and kl.stacked is None
     again = pickle.loads(pickle.dumps(kl))

@@ -146,6 +146,11 @@ CASES = {
         SparseAutoencoder(n_components=6, sparsity="topk", **FAST),
         {"n_nonzero_coefs": [1, 3], "learning_rate_init": [1e-3, 1e-2]},
     ),
+    "sparse-warmup": (
+        # Folds of 3 and 4 batches an epoch: the nets' step counts differ.
+        SparseAutoencoder(n_components=4, sparsity="l1", **FAST),
+        {"sparsity_warmup": [0, 5, 11], "sparsity_weight": [0.1, 1.0]},
+    ),
     "sparse-topk-revival": (
         # Squared error and 12 units for 1-2 active: AuxK revives dead units
         # (windows differ between folds with "auto": stacked per net).

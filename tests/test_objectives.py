@@ -32,7 +32,7 @@ from skae._nn.objectives import (
     l1_sparsity,
     reconstruction_error,
 )
-from skae._sparse import _l1_penalty
+from skae._sparsity_penalties import _l1_penalty
 
 pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
 

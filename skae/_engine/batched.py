@@ -149,6 +149,10 @@ class _Trainer:
             for net, e in zip(nets, self.start)
         ]
         self.corrupts = [net.corrupt for net in nets]
+        # Each net's optimizer steps (its module's steps_trained).
+        self.steps_trained = np.array(
+            [getattr(net.module_, "steps_trained", 0) for net in nets]
+        )
         self.histories = [[] for _ in nets]
         self._plan()
 
@@ -205,6 +209,9 @@ class _Trainer:
                 target = part.target(x)
             loss = self.criterion(output, target).mean(dim=-1)
             if self.penalty is not None:
+                part.steps_trained = torch.as_tensor(
+                    self.steps_trained[positions], dtype=torch.float32, device=device
+                )
                 generators = None
                 if self.penalty.random:
                     generators = [self.noise_generators[p] for p in positions]
@@ -248,6 +255,8 @@ class _Trainer:
                 n = len(self.alive)
                 torch.cat([g.reshape(n, -1) for g in grads], 1, out=stack.grad)
                 self.optimizer.step(stack, idle)
+            stepped = np.setdiff1d(np.arange(len(self.alive)), idle)
+            self.steps_trained[np.asarray(self.alive)[stepped]] += 1
             step_losses.append(loss.detach())
         return _epoch_mean(step_losses, weights, self.train_sizes)
 
@@ -348,6 +357,7 @@ class _Trainer:
             row = self.stack.best[i] if use_best else self.stack.params[i]
             self.layout.load_row(net.module_, row)
             self.optimizer.state_of(net, self.layout, i)
+            net.module_.steps_trained = int(self.steps_trained[self.alive[i]])
             if self.since_fired is not None:
                 counts = net.module_.sparse_code.samples_since_fired
                 counts.copy_(self.since_fired[i])

@@ -273,6 +273,7 @@ class AutoencoderNet(NeuralNet):
                 if p.grad is not None and not name.endswith("bias"):
                     p.grad.add_(p, alpha=self.weight_decay)
         self._step_optimizer(None)
+        self.module_.steps_trained = getattr(self.module_, "steps_trained", 0) + 1
         return step
 
     def train_step_single(self, batch, **fit_params):

@@ -169,6 +169,9 @@ class AutoencoderModule(nn.Module):
         if code_sparsity is not None:
             last = code_layer(code_sparsity, n_components)
         self.encoder = _stack(sizes, activation, True, generator, last)
+        # Optimizer steps taken (the sparsity warm-up reads it), counted by
+        # the training engine.
+        self.steps_trained = 0
         self.tied_weights = bool(tied_weights)
         self.code_dropout = float(code_dropout)
         if self.tied_weights:
