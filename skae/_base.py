@@ -145,6 +145,10 @@ class _BaseAutoencoder(
         reconstruction loss resolved."""
         return None
 
+    def _unit_norm_decoder(self):
+        """Whether the decoder's columns are kept at unit norm."""
+        return False
+
     def _code_bias(self):
         """Initial bias of the code units, or None for torch's default."""
         return None

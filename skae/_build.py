@@ -69,6 +69,7 @@ class _NetMixin:
             module__code_sparsity=self._code_sparsity(),
             module__tied_weights=self.tied_weights,
             module__code_dropout=self.code_dropout,
+            module__unit_norm_decoder=self._unit_norm_decoder(),
             criterion=ReconstructionLoss,
             criterion__loss=loss,
             optimizer=optimizer,
@@ -83,6 +84,7 @@ class _NetMixin:
             penalty=self._penalty(X.shape[0], loss),
             seed=seed,
             shuffle=self.shuffle,
+            unit_norm_decoder=self._unit_norm_decoder(),
         )
 
     # Parameters that define the network: warm_start and partial_fit
@@ -146,6 +148,7 @@ class _NetMixin:
         net.weight_decay = self.alpha
         net.batch_size = self._effective_batch_size(X.shape[0])
         net.shuffle = self.shuffle
+        net.unit_norm_decoder = self._unit_norm_decoder()
         net.penalty = self._penalty(X.shape[0], self.loss_)
         corrupt = self._corruption(X)
         old = net.corrupt

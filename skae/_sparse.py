@@ -1,13 +1,19 @@
 """Sparse autoencoder: L1 or KL-divergence sparsity on the codes, or a
 TopK / BatchTopK code layer."""
 
-import math
 from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseAutoencoder
-from ._sparsity_penalties import sparse_penalty
+from ._sparsity_penalties import (
+    centre_only,
+    code_bias,
+    code_sparsity,
+    sparse_activation,
+    sparse_penalty,
+    unit_norm_decoder,
+)
 
 
 class SparseAutoencoder(_BaseAutoencoder):
@@ -103,6 +109,13 @@ class SparseAutoencoder(_BaseAutoencoder):
         for layer (as in the classic autoencoders): half the weights, and a
         dictionary that is the encoder's filters. The decoder keeps biases
         of its own.
+
+    unit_norm_decoder : bool, default=False
+        Whether the decoder's atoms (its weight columns, in the decoder's
+        units) are kept at unit norm, as in Gao et al. 2024: each step
+        removes the gradient's component along its column and rescales the
+        column after; the decoder starts with random unit columns and the
+        encoder as their transpose. Needs ``hidden_layer_sizes=()``.
 
     code_dropout : float, default=0.0
         Fraction of the code units zeroed at random in each training batch
@@ -291,6 +304,7 @@ class SparseAutoencoder(_BaseAutoencoder):
         "sparsity_warmup": [Interval(Integral, 0, None, closed="left")],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
         "sparsity_momentum": [Interval(Real, 0, 1, closed="left")],
+        "unit_norm_decoder": ["boolean"],
         "activation": [StrOptions({"auto", "identity", "logistic", "tanh", "relu"})],
     }
 
@@ -308,6 +322,7 @@ class SparseAutoencoder(_BaseAutoencoder):
         sparsity_momentum=0.0,
         hidden_layer_sizes=(),
         tied_weights=False,
+        unit_norm_decoder=False,
         code_dropout=0.0,
         activation="auto",
         loss="auto",
@@ -360,41 +375,14 @@ class SparseAutoencoder(_BaseAutoencoder):
         self.sparsity_warmup = sparsity_warmup
         self.sparsity_target = sparsity_target
         self.sparsity_momentum = sparsity_momentum
-
-    def _resolve_activation(self):
-        if self.activation == "auto":
-            return "logistic" if self.sparsity == "kl" else "relu"
-        if self.sparsity == "kl" and self.activation != "logistic":
-            raise ValueError(
-                "sparsity='kl' needs codes in (0, 1), i.e. "
-                f"activation='logistic', got activation={self.activation!r}. "
-                "Use activation='logistic' (or 'auto'), or sparsity='l1'."
-            )
-        return self.activation
+        self.unit_norm_decoder = unit_norm_decoder
 
     _auto_batch_size = 256
 
-    def _centre_only(self, loss):
-        # Data in [0, 1] (cross-entropy) is only centred: scaling it to unit
-        # variance cost the codes 1.2 points of downstream accuracy on the
-        # nudged-digits protocol (4 seeds).
-        return loss == "binary_cross_entropy"
-
-    def _code_bias(self):
-        # Logistic codes start at their target rate instead of near 0.5.
-        if self.sparsity == "kl":
-            rho = self.sparsity_target
-            return math.log(rho / (1 - rho))
-        return None
-
-    def _code_sparsity(self):
-        if self.sparsity not in ("topk", "batch_topk"):
-            return None
-        k = self.n_nonzero_coefs
-        if k is None:
-            k = max(1, self.n_components // 10)
-        # More non-zeros than units keeps every unit (a ReLU code layer).
-        return (self.sparsity, int(min(k, self.n_components)))
-
-    def _penalty(self, n_samples, loss):
-        return sparse_penalty(self, n_samples, loss)
+    # The decisions from the parameters: in skae/_sparsity_penalties.py.
+    _resolve_activation = sparse_activation
+    _centre_only = centre_only
+    _code_bias = code_bias
+    _code_sparsity = code_sparsity
+    _unit_norm_decoder = unit_norm_decoder
+    _penalty = sparse_penalty

@@ -1,8 +1,12 @@
-"""The sparsity penalties of SparseAutoencoder: value and written-out gradient.
+"""SparseAutoencoder's decisions and its penalties (value and written-out
+gradient).
 
-Module-level functions, so that the penalty objects built from them pickle;
-:func:`sparse_penalty` builds the estimator's from its parameters.
+The estimator's hooks (``_penalty``, ``_code_sparsity``, ...) are the
+functions of the first part; the penalties are module-level functions, so
+that the penalty objects built from them pickle.
 """
+
+import math
 
 import torch
 
@@ -20,6 +24,60 @@ _AUTO_WEIGHTS = {"kl": 5.0, "l1": 0.1}
 
 # revival_weight="auto" for the top-k code layers (Gao et al. 2024's 1/32).
 _AUTO_REVIVAL_WEIGHT = 1 / 32
+
+
+def sparse_activation(estimator):
+    """The code activation: "auto" resolved; KL needs logistic codes."""
+    if estimator.activation == "auto":
+        return "logistic" if estimator.sparsity == "kl" else "relu"
+    if estimator.sparsity == "kl" and estimator.activation != "logistic":
+        raise ValueError(
+            "sparsity='kl' needs codes in (0, 1), i.e. "
+            f"activation='logistic', got activation={estimator.activation!r}. "
+            "Use activation='logistic' (or 'auto'), or sparsity='l1'."
+        )
+    return estimator.activation
+
+
+def centre_only(estimator, loss):
+    """Data in [0, 1] (cross-entropy) is only centred: scaling it to unit
+    variance cost the codes 1.2 points of downstream accuracy on the
+    nudged-digits protocol (4 seeds)."""
+    return loss == "binary_cross_entropy"
+
+
+def code_bias(estimator):
+    """Logistic codes start at their target rate instead of near 0.5."""
+    if estimator.sparsity == "kl":
+        rho = estimator.sparsity_target
+        return math.log(rho / (1 - rho))
+    return None
+
+
+def code_sparsity(estimator):
+    """``(sparsity, k)`` for the top-k code layers, or None."""
+    if estimator.sparsity not in ("topk", "batch_topk"):
+        return None
+    k = estimator.n_nonzero_coefs
+    if k is None:
+        k = max(1, estimator.n_components // 10)
+    # More non-zeros than units keeps every unit (a ReLU code layer).
+    return (estimator.sparsity, int(min(k, estimator.n_components)))
+
+
+def unit_norm_decoder(estimator):
+    """Whether the decoder's columns are kept at unit norm."""
+    if estimator.unit_norm_decoder and (
+        estimator._hidden_layer_sizes() or estimator.tied_weights
+    ):
+        raise ValueError(
+            "unit_norm_decoder=True keeps the atoms of a one-layer, untied "
+            f"decoder at unit norm, got hidden_layer_sizes="
+            f"{estimator.hidden_layer_sizes!r} and tied_weights="
+            f"{estimator.tied_weights!r}. Use hidden_layer_sizes=() and "
+            "tied_weights=False, or unit_norm_decoder=False."
+        )
+    return bool(estimator.unit_norm_decoder)
 
 
 def sparse_penalty(estimator, n_samples, loss):

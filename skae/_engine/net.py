@@ -18,6 +18,7 @@ from skorch.utils import TeeGenerator
 from torch import nn
 
 from .._nn.backprop import Plan, backprop
+from .._nn.modules import normalize_columns_, remove_parallel_gradient_
 from .._nn.objectives import reconstruction_error
 from .callbacks import _CheckFinite
 from .data import _NOISE_STREAM, _SHUFFLE_STREAM, SliceIterator, _stream_generator
@@ -60,6 +61,12 @@ class AutoencoderNet(NeuralNet):
         the written-out backward pass of ``_backprop`` (used only where the
         module is a plain stack of Linear layers and activations). False
         trains through autograd alone.
+    unit_norm_decoder : bool, default=False
+        Whether each step keeps the columns of the module's
+        ``decoder_input_layer.weight`` at unit norm: the gradient's
+        component along each column is removed before the optimizer step
+        (after any callback has read the gradients) and the columns are
+        rescaled after it.
     weight_decay : float, default=0.0
         Strength of the L2 penalty on the weights (not on the biases):
         ``weight_decay * W`` is added to each weight's gradient before the
@@ -88,6 +95,7 @@ class AutoencoderNet(NeuralNet):
         shuffle=True,
         written_out_gradients=True,
         weight_decay=0.0,
+        unit_norm_decoder=False,
         **kwargs,
     ):
         super().__init__(module, *args, **kwargs)
@@ -97,6 +105,7 @@ class AutoencoderNet(NeuralNet):
         self.shuffle = shuffle
         self.written_out_gradients = written_out_gradients
         self.weight_decay = weight_decay
+        self.unit_norm_decoder = unit_norm_decoder
 
     # Attributes holding the module's own tensors, pickled together with the
     # module (skorch saves these in one torch.save, mapping devices).
@@ -272,7 +281,15 @@ class AutoencoderNet(NeuralNet):
             for name, p in self.module_.named_parameters():
                 if p.grad is not None and not name.endswith("bias"):
                     p.grad.add_(p, alpha=self.weight_decay)
+        atoms = None
+        if self.unit_norm_decoder:
+            atoms = self.module_.decoder_input_layer.weight
+            with torch.no_grad():
+                remove_parallel_gradient_(atoms, atoms.grad)
         self._step_optimizer(None)
+        if atoms is not None:
+            with torch.no_grad():
+                normalize_columns_(atoms)
         self.module_.steps_trained = getattr(self.module_, "steps_trained", 0) + 1
         return step
 

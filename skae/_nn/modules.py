@@ -9,7 +9,27 @@ from torch import nn
 from .activations import ACTIVATIONS
 from .sparse_codes import code_layer
 
-__all__ = ["AutoencoderModule", "TiedLinear"]
+__all__ = [
+    "AutoencoderModule",
+    "TiedLinear",
+    "normalize_columns_",
+    "remove_parallel_gradient_",
+]
+
+
+def normalize_columns_(weight):
+    """Scale each column of ``weight`` (``(..., n_out, n_units)``) to unit
+    norm, in place (a zero column stays zero)."""
+    norms = weight.norm(dim=-2, keepdim=True)
+    return weight.div_(torch.where(norms > 0, norms, 1.0))
+
+
+def remove_parallel_gradient_(weight, grad):
+    """Remove from ``grad`` (in place) its component along each unit-norm
+    column of ``weight``: the step then turns the column without changing
+    its norm to first order."""
+    along = (grad * weight).sum(dim=-2, keepdim=True)
+    return grad.sub_(weight * along)
 
 
 def _linear(n_in, n_out, generator):
@@ -138,6 +158,10 @@ class AutoencoderModule(nn.Module):
     code_dropout : float, default=0.0
         In training, when ``forward`` is given a generator, the fraction of
         code units zeroed before decoding (inverted dropout).
+    unit_norm_decoder : bool, default=False
+        Whether the (one-layer) decoder starts with random unit-norm columns
+        and the code layer with their transpose and zero biases (the
+        training engine keeps the columns at unit norm).
     """
 
     def __init__(
@@ -157,6 +181,7 @@ class AutoencoderModule(nn.Module):
         code_sparsity=None,
         tied_weights=False,
         code_dropout=0.0,
+        unit_norm_decoder=False,
     ):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes, n_components]
@@ -195,6 +220,13 @@ class AutoencoderModule(nn.Module):
         if code_bias is not None:
             with torch.no_grad():
                 self.code_layer.bias.fill_(float(code_bias))
+        if unit_norm_decoder:
+            weight = self.decoder_input_layer.weight  # (n_features, n_units)
+            with torch.no_grad():
+                weight.copy_(torch.randn(weight.shape, generator=generator))
+                normalize_columns_(weight)
+                self.code_layer.weight.copy_(weight.t())
+                self.code_layer.bias.zero_()
 
     @property
     def input_weight(self):
