@@ -42,7 +42,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+
 from benchmarks._harness import load_average  # noqa: E402
+from benchmarks._saelens import saelens_rows  # noqa: E402
 from skae import SparseAutoencoder  # noqa: E402
 from skae.datasets import make_sparse_superposition  # noqa: E402
 from skae.metrics import (  # noqa: E402
@@ -51,6 +54,7 @@ from skae.metrics import (  # noqa: E402
     mean_max_cosine_similarity,
     sparsity_summary,
 )
+from skae.model_selection import BatchedGridSearchCV  # noqa: E402
 
 BATCH = 512
 
@@ -102,6 +106,16 @@ def skae_models(n_latents, epochs):
         "skae TopK k=5": SparseAutoencoder(
             n_latents, sparsity="topk", n_nonzero_coefs=5, **common
         ),
+        "skae TopK k=5, no AuxK": SparseAutoencoder(
+            n_latents, sparsity="topk", n_nonzero_coefs=5, revival_weight=0, **common
+        ),
+        "skae TopK k=5, unit-norm decoder": SparseAutoencoder(
+            n_latents,
+            sparsity="topk",
+            n_nonzero_coefs=5,
+            unit_norm_decoder=True,
+            **common,
+        ),
         "skae BatchTopK k=5": SparseAutoencoder(
             n_latents, sparsity="batch_topk", n_nonzero_coefs=5, **common
         ),
@@ -132,14 +146,32 @@ def measure(name, model, X, atoms):
     )
 
 
-def saelens_rows(X, atoms, n_latents, steps):
-    try:
-        import sae_lens  # noqa: F401
-    except ImportError:
-        return [dict(name="SAELens TopK / standard", skipped="sae_lens not installed")]
-    # The SAELens side is not written yet: its rows say so rather than
-    # compare against figures measured elsewhere.
-    return [dict(name="SAELens", skipped="SAELens runner not implemented yet")]
+def sweep(X, steps, threads):
+    """The 12-point sweep (k x revival weight, 2 folds) batched against the
+    same fits one by one; wall seconds of each and their ratio."""
+    grid = {"n_nonzero_coefs": [3, 5, 8], "revival_weight": [0.0, 1 / 32, 0.1, 0.3]}
+    epochs = max(1, round(steps * BATCH / (X.shape[0] / 2)))
+    model = skae_models(256, epochs)["skae TopK k=5"]
+    times = {}
+    for name, search in (
+        ("BatchedGridSearchCV", BatchedGridSearchCV(model, grid, cv=2)),
+        ("GridSearchCV(n_jobs=1)", GridSearchCV(model, grid, cv=2, n_jobs=1)),
+    ):
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            search.fit(X)
+        times[name] = time.perf_counter() - start
+        if name == "BatchedGridSearchCV":
+            assert search.batched_.all(), "every fit trains batched"
+        print(f"  {name}: {times[name]:.1f} s", flush=True)
+    ratio = times["GridSearchCV(n_jobs=1)"] / times["BatchedGridSearchCV"]
+    print(
+        f"\n[sweep] 12 candidates x 2 folds, {epochs} epochs of {BATCH} rows: "
+        f"batched {times['BatchedGridSearchCV']:.1f} s, sequential "
+        f"{times['GridSearchCV(n_jobs=1)']:.1f} s, {ratio:.2f}x faster "
+        f"({'PASS' if ratio >= 3 else 'FAIL'}: target >= 3x)"
+    )
 
 
 def main():
@@ -147,6 +179,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="500 steps")
     parser.add_argument("--large", action="store_true", help="add 100000x256")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--sweep", action="store_true", help="only the sweep")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,6 +187,12 @@ def main():
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"load average {load_average()}"
     )
+    if args.sweep:
+        X, _, _ = make_sparse_superposition(
+            n_samples=20000, n_features=64, n_atoms=256, n_active=5, random_state=0
+        )
+        sweep(X.astype(np.float32), 500 if args.quick else 2000, args.threads)
+        return
     table = []
     for title, p in protocols(args):
         X, _, atoms = make_sparse_superposition(
@@ -171,7 +210,9 @@ def main():
         for name, model in skae_models(p["n_latents"], epochs).items():
             results.append(measure(name, model, X, atoms))
             print(f"  {name}: done in {results[-1]['wall']:.1f} s")
-        results += saelens_rows(X, atoms, p["n_latents"], p["steps"])
+        results += saelens_rows(
+            X, atoms, p["n_latents"], p["steps"], batch_size=BATCH, lr=3e-3, k=5
+        )
         for r in results:
             if "skipped" in r:
                 table.append([title, r["name"], *["-"] * 7, r["skipped"]])

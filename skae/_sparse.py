@@ -79,10 +79,11 @@ class SparseAutoencoder(_BaseAutoencoder):
 
     sparsity_weight : float or "auto", default="auto"
         Weight of the sparsity penalty: beta for "kl", lambda for "l1".
-        "auto" is 5.0 for "kl" and 0.1 for "l1": with the reconstruction
-        error summed over features, these reach the KL target rate and
-        useful L1 sparsity on digit-sized data without tuning. Not used by
-        "topk" and "batch_topk".
+        "auto" is ``5.0 * max(1, (0.05 / sparsity_target) ** 1.5)`` for
+        "kl" and 0.1 for "l1": with the reconstruction error summed over
+        features, these reach the KL target rate within 25% and useful L1
+        sparsity on digit-sized data without tuning. Not used by "topk" and
+        "batch_topk".
 
     sparsity_warmup : int, default=0
         Optimizer steps over which ``sparsity_weight`` grows linearly from

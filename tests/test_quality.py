@@ -68,14 +68,18 @@ def test_default_autoencoder_beats_pca_test_error(digits_split):
 
 @pytest.mark.parametrize("rho", [0.01, 0.05, 0.1])
 def test_kl_codes_reach_their_target_rate(rho, digits_split):
-    """Check that default KL codes average within [rho/2, 2 rho] on test data."""
+    """Check that default KL codes average within 25% of rho on test data,
+    with 64 units and 100."""
     X_train, X_test = digits_split
-    sae = SparseAutoencoder(
-        n_components=100, sparsity_target=rho, random_state=0, device="cpu"
-    ).fit(X_train)
-    mean_activation = sae.transform(X_test).mean()
-    # Measured 0.0164, 0.0550 and 0.1038.
-    assert rho / 2 <= mean_activation <= 2 * rho
+    for n_components in (64, 100):
+        sae = SparseAutoencoder(
+            n_components=n_components, sparsity_target=rho, random_state=0, device="cpu"
+        ).fit(X_train)
+        mean_activation = sae.transform(X_test).mean()
+        # Measured 1.06, 1.09, 1.03 rho with 64 units; 1.04, 1.05, 1.02 with
+        # 100 (and 1.73 rho for rho=0.01, 64 units, before sparsity_weight
+        # "auto" grew for rho < 0.05).
+        assert 0.75 * rho <= mean_activation <= 1.25 * rho
 
 
 def _mean_jacobian_norm(estimator, X):
