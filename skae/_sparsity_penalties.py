@@ -155,10 +155,14 @@ def _auxk_penalty(module, x, codes, generator, *, weight, window):
     pre_activation = layer.__dict__.pop("pre_activation", None)
     if not module.training or pre_activation is None:
         return codes.new_zeros(codes.shape[:-2])
+    dead = layer.samples_since_fired >= window
+    if dead.device.type == "cpu" and not dead.any():
+        # No dead unit: the loss is 0 (skipped where the check costs no
+        # device synchronisation).
+        return codes.new_zeros(codes.shape[:-2])
     decoder_weight = module.decoder_input_layer.weight
     with torch.no_grad():
         residual = module.target(x) - module.decode(codes)
-    dead = layer.samples_since_fired >= window
     k_aux = max(1, decoder_weight.shape[-2] // 2)
     return weight * auxk_loss(pre_activation, dead, residual, decoder_weight, k_aux)
 
