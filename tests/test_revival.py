@@ -46,11 +46,13 @@ def X():
     return X
 
 
-def test_auxk_loss_is_its_definition():
-    """Check auxk_loss against a loop over rows in float64, and that its
-    gradient reaches the dead units' pre-activations only."""
+@pytest.mark.parametrize("k_aux", [2, 4])
+def test_auxk_loss_is_its_definition(k_aux):
+    """Check auxk_loss against a loop over rows in float64 (with fewer and
+    more dead units than k_aux), and that its gradient reaches the dead
+    units' pre-activations only."""
     rng = np.random.default_rng(0)
-    n, u, f, k_aux = 7, 6, 4, 2
+    n, u, f = 7, 6, 4
     pre = rng.normal(size=(n, u))
     dead = np.array([True, False, True, True, False, False])
     residual = rng.normal(size=(n, f))

@@ -289,11 +289,24 @@ def auxk_loss(pre_activation, dead, residual, decoder_weight, k_aux):
     loss : Tensor of shape (...)
         The squared error summed over features, averaged over samples.
     """
-    k = min(int(k_aux), pre_activation.shape[-1])
-    masked = pre_activation.masked_fill(~dead.unsqueeze(-2), float("-inf"))
-    values, index = masked.topk(k, dim=-1)
-    codes = torch.zeros_like(pre_activation).scatter(-1, index, values.relu())
+    if pre_activation.device.type == "cpu":
+        # Only the units dead in some model take part: on the CPU, where
+        # picking them costs no device synchronisation, the arithmetic runs
+        # on those columns alone (usually a few of many).
+        units = dead.reshape(-1, dead.shape[-1]).any(dim=0).nonzero().squeeze(-1)
+        pre_activation = pre_activation.index_select(-1, units)
+        decoder_weight = decoder_weight.index_select(-1, units)
+        n_dead = dead.sum(dim=-1)
+        dead = dead.index_select(-1, units)
+    else:
+        n_dead = dead.sum(dim=-1)
+    if pre_activation.shape[-1] <= k_aux:
+        # Every dead unit is among its k_aux largest.
+        codes = pre_activation.relu() * dead.unsqueeze(-2)
+    else:
+        masked = pre_activation.masked_fill(~dead.unsqueeze(-2), float("-inf"))
+        values, index = masked.topk(int(k_aux), dim=-1)
+        codes = torch.zeros_like(pre_activation).scatter(-1, index, values.relu())
     explained = codes @ decoder_weight.transpose(-1, -2)
     error = (explained - residual).square().sum(dim=-1).mean(dim=-1)
-    n_dead = dead.sum(dim=-1).to(error.dtype)
-    return error * (n_dead / k_aux).clamp(max=1.0)
+    return error * (n_dead.to(error.dtype) / k_aux).clamp(max=1.0)
