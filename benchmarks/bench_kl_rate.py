@@ -53,6 +53,7 @@ def main():
     X = load_digits().data
     X_train, X_test = train_test_split(X, random_state=0)
     rows = []
+    unconverged = 0
     for name, params in SETTINGS.items():
         for rho in RHOS:
             ratios = []
@@ -60,14 +61,18 @@ def main():
                 sae = SparseAutoencoder(
                     64, sparsity_target=rho, random_state=seed, device="cpu", **params
                 )
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ConvergenceWarning)
                     sae.fit(X_train)
+                unconverged += any(
+                    issubclass(w.category, ConvergenceWarning) for w in caught
+                )
                 ratios.append(sae.transform(X_test).mean() / rho)
             ratio = float(np.mean(ratios))
             ok = 0.75 <= min(ratios) and max(ratios) <= 1.25
             rows.append((name, rho, ratio, min(ratios), max(ratios), ok))
             print(f"  {name}, rho={rho}: {ratio:.3f} rho", flush=True)
+    print(f"fits that reached max_iter (ConvergenceWarning): {unconverged}")
     print("\nsetting | rho | mean activation / rho | min | max | within ±25%")
     for name, rho, ratio, low, high, ok in rows:
         verdict = ("PASS" if ok else "FAIL") if name == "auto" else "info"

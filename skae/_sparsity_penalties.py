@@ -86,8 +86,10 @@ def sparse_penalty(estimator, n_samples, loss):
     None."""
     if estimator.sparsity in ("topk", "batch_topk"):
         weight = revival_weight(estimator, loss)
-        if not weight:
+        if weight is None:
             return None
+        # A weight of 0 is a penalty too (of no cost): candidates with and
+        # without revival then train batched together.
         window = estimator.dead_unit_window
         return make_penalty(
             _auxk_penalty,
@@ -134,10 +136,11 @@ def sparse_penalty(estimator, n_samples, loss):
 
 def revival_weight(estimator, loss):
     """AuxK's weight: ``revival_weight`` with "auto" resolved (1/32 where
-    AuxK applies: one decoder layer and squared error; 0 elsewhere)."""
+    AuxK applies: one decoder layer and squared error), or None where it
+    does not apply."""
     applies = not estimator._hidden_layer_sizes() and loss == "squared_error"
     if estimator.revival_weight == "auto":
-        return _AUTO_REVIVAL_WEIGHT if applies else 0.0
+        return _AUTO_REVIVAL_WEIGHT if applies else None
     if estimator.revival_weight and not applies:
         raise ValueError(
             "revival_weight > 0 (AuxK) needs a one-layer decoder and squared "
@@ -145,7 +148,7 @@ def revival_weight(estimator, loss):
             f"and loss {loss!r}. Use hidden_layer_sizes=() and "
             "loss='squared_error', or revival_weight=0."
         )
-    return float(estimator.revival_weight)
+    return float(estimator.revival_weight) if applies else None
 
 
 def _auxk_penalty(module, x, codes, generator, *, weight, window):
@@ -153,7 +156,8 @@ def _auxk_penalty(module, x, codes, generator, *, weight, window):
     rows, with k_aux half the number of features; 0 outside training."""
     layer = module.sparse_code
     pre_activation = layer.__dict__.pop("pre_activation", None)
-    if not module.training or pre_activation is None:
+    off = isinstance(weight, float) and weight == 0
+    if off or not module.training or pre_activation is None:
         return codes.new_zeros(codes.shape[:-2])
     dead = layer.samples_since_fired >= window
     if dead.device.type == "cpu" and not dead.any():
