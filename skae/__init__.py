@@ -3,12 +3,14 @@
 from ._autoencoder import Autoencoder
 from ._contractive import ContractiveAutoencoder
 from ._denoising import DenoisingAutoencoder
+from ._outlier import AutoencoderOutlierDetector
 from ._sparse import SparseAutoencoder
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Autoencoder",
+    "AutoencoderOutlierDetector",
     "ContractiveAutoencoder",
     "DenoisingAutoencoder",
     "SparseAutoencoder",

@@ -138,6 +138,8 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
         return "tied weights have no batched form"
     if net.module__code_dropout:
         return "code dropout has no batched form"
+    if net.trim_fraction:
+        return "a trimmed loss has no batched form"
     if net.unit_norm_decoder:
         return "a unit-norm decoder has no batched form"
     code_kind = None

@@ -85,6 +85,8 @@ class _NetMixin:
             seed=seed,
             shuffle=self.shuffle,
             unit_norm_decoder=self._unit_norm_decoder(),
+            # Set by AutoencoderOutlierDetector on the autoencoder it fits.
+            trim_fraction=getattr(self, "_trim_fraction", 0.0),
         )
 
     # Parameters that define the network: warm_start and partial_fit
@@ -149,6 +151,7 @@ class _NetMixin:
         net.batch_size = self._effective_batch_size(X.shape[0])
         net.shuffle = self.shuffle
         net.unit_norm_decoder = self._unit_norm_decoder()
+        net.trim_fraction = getattr(self, "_trim_fraction", 0.0)
         net.penalty = self._penalty(X.shape[0], self.loss_)
         corrupt = self._corruption(X)
         old = net.corrupt

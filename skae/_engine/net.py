@@ -67,6 +67,11 @@ class AutoencoderNet(NeuralNet):
         component along each column is removed before the optimizer step
         (after any callback has read the gradients) and the columns are
         rescaled after it.
+    trim_fraction : float, default=0.0
+        Fraction of each training batch left out of the step: the rows the
+        module reconstructs worst (scored in evaluation mode before the
+        step), so that a few outliers in the training data are not learned
+        (a trimmed loss). 0 trains on every row.
     weight_decay : float, default=0.0
         Strength of the L2 penalty on the weights (not on the biases):
         ``weight_decay * W`` is added to each weight's gradient before the
@@ -96,6 +101,7 @@ class AutoencoderNet(NeuralNet):
         written_out_gradients=True,
         weight_decay=0.0,
         unit_norm_decoder=False,
+        trim_fraction=0.0,
         **kwargs,
     ):
         super().__init__(module, *args, **kwargs)
@@ -106,6 +112,7 @@ class AutoencoderNet(NeuralNet):
         self.written_out_gradients = written_out_gradients
         self.weight_decay = weight_decay
         self.unit_norm_decoder = unit_norm_decoder
+        self.trim_fraction = trim_fraction
 
     # Attributes holding the module's own tensors, pickled together with the
     # module (skorch saves these in one torch.save, mapping devices).
@@ -301,8 +308,10 @@ class AutoencoderNet(NeuralNet):
         inside ``step()``; with no such callback, the written-out pass adds
         it in the same product and ``train_step`` adds nothing.
         """
-        self._set_training(True)
         x, _ = batch
+        if self.trim_fraction:
+            x = self._trimmed(x)
+        self._set_training(True)
         x_in = x if self.corrupt is None else self.corrupt(x, self.noise_generator)
         if self.backprop_ is not None and not fit_params:
             listeners = self.batch_listeners_["on_grad_computed"]
@@ -325,6 +334,21 @@ class AutoencoderNet(NeuralNet):
         loss = self.get_loss(y_pred, x, X=x_in, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
+
+    def _trimmed(self, x):
+        """The rows of ``x`` but the ``trim_fraction`` worst reconstructed."""
+        n_keep = len(x) - int(self.trim_fraction * len(x))
+        if n_keep >= len(x):
+            return x
+        self._set_training(False)
+        with torch.no_grad():
+            _, output = self.module_(x)
+            target = x
+            if self.criterion_.loss == "squared_error":
+                target = self.module_.target(x)
+            errors = self.criterion_(output, target)
+        keep = errors.topk(max(n_keep, 1), largest=False).indices.sort().values
+        return x[keep]
 
     def validation_step(self, batch, **fit_params):
         # The penalty may need gradients (a Jacobian), so no torch.no_grad.

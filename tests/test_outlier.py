@@ -1,0 +1,122 @@
+"""AutoencoderOutlierDetector: scikit-learn's outlier-detector conventions,
+PyOD-named fitted attributes, the trimmed loss."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import is_outlier_detector
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skae import Autoencoder, AutoencoderOutlierDetector
+
+FAST = dict(max_iter=5, batch_size=16, device="cpu", random_state=0)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Rows near a 2-d plane in 6-d, and 20 rows far off it."""
+    rng = np.random.RandomState(0)
+    inliers = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 6))
+    inliers += 0.05 * rng.normal(size=inliers.shape)
+    outliers = 3 * rng.normal(size=(20, 6))
+    return inliers, outliers
+
+
+@parametrize_with_checks(
+    [AutoencoderOutlierDetector(Autoencoder(n_components=2, **FAST))]
+)
+def test_sklearn_compatible_detector(estimator, check):
+    check(estimator)
+
+
+def test_conventions_and_pyod_attributes(data):
+    """Check scikit-learn's signs, the contamination fraction, and the
+    PyOD-named attributes' meaning."""
+    inliers, outliers = data
+    X = np.vstack([inliers, outliers])
+    detector = AutoencoderOutlierDetector(
+        Autoencoder(n_components=2, max_iter=50, random_state=0, device="cpu"),
+        contamination=0.1,
+    ).fit(X)
+    assert is_outlier_detector(detector)
+    scores = detector.score_samples(X)
+    np.testing.assert_allclose(detector.decision_function(X), scores - detector.offset_)
+    labels = detector.predict(X)
+    assert set(np.unique(labels)) == {-1, 1}
+    assert abs((labels == -1).mean() - 0.1) <= 1 / len(X)
+    np.testing.assert_array_equal(labels, np.where(scores < detector.offset_, -1, 1))
+    # PyOD's meaning: higher decision_scores_ is more abnormal, labels_ 0/1.
+    np.testing.assert_allclose(detector.decision_scores_, -scores)
+    assert detector.threshold_ == -detector.offset_
+    np.testing.assert_array_equal(detector.labels_, (labels == -1).astype(int))
+    # The far rows are the ones flagged.
+    assert (labels[len(inliers) :] == -1).mean() > 0.9
+    assert (labels[: len(inliers)] == 1).mean() > 0.95
+
+
+def test_default_estimator_and_pickling(data):
+    inliers, _ = data
+    detector = AutoencoderOutlierDetector(contamination=0.05).fit(inliers)
+    assert type(detector.estimator_) is Autoencoder
+    again = pickle.loads(pickle.dumps(detector))
+    np.testing.assert_array_equal(again.predict(inliers), detector.predict(inliers))
+
+
+def test_trimmed_loss_leaves_the_worst_rows_out(data):
+    """Check that with trim_fraction the far rows do not pull the model: the
+    inliers are reconstructed better than by a model trained on every row."""
+    inliers, outliers = data
+    X = np.vstack([inliers, outliers])
+    params = dict(n_components=2, max_iter=60, random_state=0, device="cpu")
+    errors = {}
+    for trim in (0.0, 0.1):
+        detector = AutoencoderOutlierDetector(
+            Autoencoder(**params), contamination=0.06, trim_fraction=trim
+        ).fit(X)
+        errors[trim] = -detector.score_samples(inliers).mean()
+        gap = detector.score_samples(inliers).mean()
+        gap -= detector.score_samples(outliers).mean()
+        errors[trim, "gap"] = gap
+    assert errors[0.1] < 0.8 * errors[0.0]
+    assert errors[0.1, "gap"] > errors[0.0, "gap"]
+
+
+def test_tuned_with_grid_search_on_labels(data):
+    """Check that GridSearchCV tunes the detector with scoring="roc_auc"
+    against labels (+1 inlier, -1 outlier)."""
+    inliers, outliers = data
+    X = np.vstack([inliers, outliers])
+    y = np.r_[np.ones(len(inliers)), -np.ones(len(outliers))]
+    order = np.random.RandomState(1).permutation(len(X))
+    search = GridSearchCV(
+        AutoencoderOutlierDetector(Autoencoder(**FAST)),
+        {"estimator__n_components": [1, 2]},
+        scoring="roc_auc",
+        cv=3,
+    ).fit(X[order], y[order])
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_score_ > 0.8
+
+
+def test_bad_input_is_refused(data):
+    inliers, _ = data
+    X = inliers.copy()
+    X[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        AutoencoderOutlierDetector(Autoencoder(**FAST)).fit(X)
+    fitted = AutoencoderOutlierDetector(Autoencoder(**FAST)).fit(inliers)
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.predict(X)
+    with pytest.raises(ValueError, match="contamination"):
+        AutoencoderOutlierDetector(contamination=0.7).fit(inliers)
