@@ -1,11 +1,8 @@
 """code_dropout: code units zeroed at random in training, never at inference."""
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder, SparseAutoencoder
 from skae.model_selection import BatchedGridSearchCV
@@ -13,11 +10,7 @@ from skae.model_selection import BatchedGridSearchCV
 FAST = dict(n_components=8, hidden_layer_sizes=(), max_iter=3, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")

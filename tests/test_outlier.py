@@ -2,12 +2,10 @@
 PyOD-named fitted attributes, the trimmed loss."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.base import is_outlier_detector
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -16,11 +14,7 @@ from skae import Autoencoder, AutoencoderOutlierDetector
 FAST = dict(max_iter=5, batch_size=16, device="cpu", random_state=0)
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,10 @@ fraction recorded per epoch."""
 
 import copy
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import SparseAutoencoder
 from skae._nn.objectives import auxk_loss
@@ -31,11 +29,7 @@ DYING = dict(
 )
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,10 @@
 """tied_weights: the decoder's weights are the encoder's, transposed."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import (
     Autoencoder,
@@ -20,11 +18,7 @@ from skae.model_selection import BatchedGridSearchCV
 FAST = dict(max_iter=5, random_state=0, device="cpu", tied_weights=True)
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")

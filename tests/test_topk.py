@@ -2,12 +2,10 @@
 superposition data and the dictionary metrics."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder, SparseAutoencoder
 from skae.datasets import make_sparse_superposition
@@ -22,11 +20,7 @@ from skae.metrics import (
 FAST = dict(max_iter=5, random_state=0, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")

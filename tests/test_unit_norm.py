@@ -1,12 +1,9 @@
 """The unit-norm decoder of SparseAutoencoder: atoms kept at unit norm with
 the gradient along them removed, the encoder started as their transpose."""
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import SparseAutoencoder
 from skae._nn.modules import normalize_columns_, remove_parallel_gradient_
@@ -17,11 +14,7 @@ FAST = dict(
 )
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")

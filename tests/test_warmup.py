@@ -1,24 +1,17 @@
 """The sparsity warm-up: the L1 and KL weights ramped up over the first
 optimizer steps."""
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import SparseAutoencoder
 
 FAST = dict(n_components=16, max_iter=3, random_state=0, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")
