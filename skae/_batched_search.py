@@ -134,8 +134,6 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
         digests[plan.X.dtype.str] = digest(plan.X)
     task.digest = digests[plan.X.dtype.str]
     net = plan.net
-    if net.module__tied_weights:
-        return "tied weights have no batched form"
     if net.module__code_dropout:
         return "code dropout has no batched form"
     if net.trim_fraction:
@@ -169,6 +167,7 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
         plan.X.shape[1],
         ae.n_components,
         tuple(net.module__hidden_layer_sizes),
+        bool(net.module__tied_weights),
         net.module__activation,
         code_kind,
         plan.loss,

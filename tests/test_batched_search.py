@@ -126,6 +126,16 @@ CASES = {
         Autoencoder(n_components=3, hidden_layer_sizes=(5,), **FAST),
         {"alpha": [0.0, 1e-2], "learning_rate_init": [1e-3, 1e-2]},
     ),
+    "autoencoder-tied": (
+        # Tied and untied nets train batched, in a group each.
+        Autoencoder(n_components=3, hidden_layer_sizes=(5,), **FAST),
+        {"tied_weights": [True, False], "alpha": [0.0, 1e-2]},
+    ),
+    "sparse-l1-tied": (
+        # The L1 penalty reads the (transposed, tied) decoder weights.
+        SparseAutoencoder(n_components=4, sparsity="l1", tied_weights=True, **FAST),
+        {"sparsity_weight": [0.01, 1.0]},
+    ),
     "sparse-kl": (
         SparseAutoencoder(n_components=4, **FAST),
         {"sparsity_weight": [0.1, 3.0], "sparsity_target": [0.05, 0.2]},

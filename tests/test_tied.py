@@ -99,8 +99,13 @@ def test_changing_the_tie_refuses_to_continue(X):
         est.set_params(tied_weights=False, warm_start=True).fit(X)
 
 
-def test_batched_search_fits_tied_models_one_by_one(X):
+def test_batched_search_batches_tied_and_untied_models(X):
+    """Tied and untied candidates train batched (a group each); that each
+    matches its own fit is checked in test_batched_search."""
     est = Autoencoder(n_components=3, hidden_layer_sizes=(), **FAST)
-    with pytest.warns(UserWarning, match="tied weights"):
-        search = BatchedGridSearchCV(est, {"alpha": [1e-4, 1e-2]}, cv=2).fit(X)
-    assert not search.batched_.any()
+    grid = {"alpha": [1e-4, 1e-2], "tied_weights": [True, False]}
+    search = BatchedGridSearchCV(est, grid, cv=2).fit(X)
+    assert search.batched_.all()
+    tied = search.best_estimator_.tied_weights
+    names = dict(search.best_estimator_.net_.module_.named_parameters())
+    assert ("decoder.0.weight" in names) == (not tied)

@@ -112,8 +112,8 @@ class _Trainer:
         self.X = X
         self.device = X.device
         self.layout = _Layout(first.module_)
-        self.encoder = _layers(first.module_.encoder, "encoder")
-        self.decoder = _layers(first.module_.decoder, "decoder")
+        self.encoder = _layers(first.module_, "encoder")
+        self.decoder = _layers(first.module_, "decoder")
         self.activation = first.module_.activation
         # The code layer's own activation, TopK with each net's k (the
         # batched search batches no other).

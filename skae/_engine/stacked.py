@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from .._nn.activations import ACTIVATIONS
+from .._nn.modules import TiedLinear
+from .._nn.sparse_codes import top_k_mask
 
 __all__ = ["StackedPenalty", "contractive_projection_stacked", "member_bytes"]
 
@@ -161,9 +163,8 @@ class _Layout:
 class StackedTopK:
     """``TopK`` over a leading model axis, each model with its own k.
 
-    The ``max(k)`` largest pre-activations of each row, in descending order
-    (``torch.topk``'s), of which each model keeps its own first k: the
-    units ``TopK(k)`` keeps, with their ReLU.
+    Each model keeps the ReLU of its own k largest pre-activations of each
+    row (``top_k_mask``): the units ``TopK(k)`` keeps.
     """
 
     def __init__(self, ks):
@@ -176,13 +177,11 @@ class StackedTopK:
         return StackedTopK(self.ks.index_select(0, index))
 
     def __call__(self, a):
-        k_max = min(int(self.ks.max()), a.shape[-1])
-        values, index = a.topk(k_max, dim=-1)
-        rank = torch.arange(k_max, device=a.device)
-        keep = rank < self.ks.view(-1, 1, 1)
+        ks = self.ks.clamp(max=a.shape[-1]).view(-1, 1, 1)
+        mask = top_k_mask(a, ks)
         if torch.is_grad_enabled():
             self.pre_activation = a
-        return torch.zeros_like(a).scatter(-1, index, values.relu() * keep)
+        return torch.where(mask, a, 0.0).relu()
 
 
 class _StackedModule:
@@ -200,6 +199,9 @@ class _StackedModule:
         self, encoder, decoder, offset, scale, activation, code=None, target_units=None
     ):
         self.encoder = encoder  # [(weight (M, out, in), bias (M, out)), ...]
+        # [(weight, bias, tied), ...]: a tied layer holds its encoder
+        # layer's weight, transposed at each use (a view made once would
+        # lose its gradient when the optimizer writes the parameter rows).
         self.decoder = decoder
         self.input_offset = offset  # (M, n_features)
         self.input_scale = scale  # (M, n_features)
@@ -217,7 +219,10 @@ class _StackedModule:
 
         return _StackedModule(
             pick(self.encoder),
-            pick(self.decoder),
+            [
+                (w.index_select(0, index), b.index_select(0, index), tied)
+                for w, b, tied in self.decoder
+            ],
             self.input_offset.index_select(0, index),
             self.input_scale.index_select(0, index),
             self.activation,
@@ -238,7 +243,7 @@ class _StackedModule:
 
     @property
     def decoder_input_layer(self):
-        weight, bias = self.decoder[0]
+        weight, bias = _decoder_layer(self.decoder[0])
         return SimpleNamespace(weight=weight, bias=bias)
 
     @property
@@ -264,7 +269,8 @@ class _StackedModule:
     def decode(self, codes):
         h = codes
         last = len(self.decoder) - 1
-        for i, (weight, bias) in enumerate(self.decoder):
+        for i, layer in enumerate(self.decoder):
+            weight, bias = _decoder_layer(layer)
             h = self._linear(h, weight, bias)
             if i < last:
                 h = self._act(h)
@@ -275,12 +281,24 @@ class _StackedModule:
         return codes, self.decode(codes)
 
 
-def _layers(sequential, prefix):
-    return [
-        f"{prefix}.{i}"
-        for i, layer in enumerate(sequential)
-        if isinstance(layer, torch.nn.Linear)
-    ]
+def _decoder_layer(layer):
+    weight, bias, tied = layer
+    return (weight.transpose(1, 2) if tied else weight), bias
+
+
+def _layers(module, part):
+    """``(weight, bias, transposed)`` parameter names of each linear layer
+    of ``module.<part>`` (the encoder or decoder), in order; a tied layer
+    reads its encoder layer's weight, transposed."""
+    names = {id(m): name for name, m in module.named_modules()}
+    layers = []
+    for i, layer in enumerate(getattr(module, part)):
+        if isinstance(layer, torch.nn.Linear):
+            layers.append((f"{part}.{i}.weight", f"{part}.{i}.bias", False))
+        elif isinstance(layer, TiedLinear):
+            source = names[id(layer.source)]
+            layers.append((f"{source}.weight", f"{part}.{i}.bias", True))
+    return layers
 
 
 def _plan(n_rows, batch_sizes, device):
@@ -366,10 +384,10 @@ class _Stack:
             leaves.append(view)
 
         def layers(names):
-            return [(views[f"{p}.weight"], views[f"{p}.bias"]) for p in names]
+            return [(views[w], views[b], tied) for w, b, tied in names]
 
         module = _StackedModule(
-            layers(encoder),
+            [(w, b) for w, b, _ in layers(encoder)],
             layers(decoder),
             self.offset,
             self.scale,

