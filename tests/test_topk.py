@@ -33,6 +33,41 @@ def superposition():
 # ------------------------------------------------------------------- TopK
 
 
+def _reference_mask(a, k):
+    """Each row's k largest entries, by a stable descending sort."""
+    order = np.argsort(-a, axis=-1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(a.shape[-1]), axis=-1)
+    return ranks < k
+
+
+@pytest.mark.parametrize("n_units", [40, 700])  # NumPy's sort and torch.topk
+@pytest.mark.parametrize("ties", [False, True])
+def test_top_k_mask_marks_exactly_the_k_largest(n_units, ties):
+    """Check the training-time selection of TopK (and of its batched form,
+    a k per model) against a sort: exactly k per row, ties included."""
+    from skae._nn.sparse_codes import top_k_mask
+
+    rng = np.random.RandomState(0)
+    a = rng.standard_normal((3, 50, n_units)).astype(np.float32)
+    if ties:
+        a = np.round(a)  # many equal values at the k-th place
+    ks = np.array([1, 4, 9])
+    for k in ks:
+        mask = top_k_mask(torch.from_numpy(a), int(k)).numpy()
+        assert (mask.sum(axis=-1) == k).all()
+        if not ties:
+            np.testing.assert_array_equal(mask, _reference_mask(a, k))
+        # The marked entries are never smaller than the unmarked ones.
+        kept = np.where(mask, a, np.inf).min(axis=-1)
+        dropped = np.where(mask, -np.inf, a).max(axis=-1)
+        assert (kept >= dropped).all()
+    per_model = top_k_mask(torch.from_numpy(a), torch.as_tensor(ks).view(-1, 1, 1))
+    np.testing.assert_array_equal(
+        per_model.numpy().sum(axis=-1), np.broadcast_to(ks[:, None], (3, 50))
+    )
+
+
 @pytest.mark.parametrize("k", [1, 3, 7])
 def test_topk_codes_have_at_most_k_nonzeros(superposition, k):
     X = superposition[0]
