@@ -217,6 +217,45 @@ def test_skorch_callbacks_learning_rate_scheduler(X):
     assert scheduler.lr_scheduler_.optimizer is ae.net_.optimizer_
 
 
+def test_skorch_batch_scheduler_steps_every_batch(X):
+    """Check that a per-batch LRScheduler works: it writes each batch's
+    learning rate to the history's batch records, which the engine keeps
+    when a callback listens to batches (a linear decay to zero here)."""
+    ae = Autoencoder(
+        n_components=3,
+        max_iter=3,
+        batch_size=16,
+        tol=0.0,
+        learning_rate="constant",
+        learning_rate_init=0.01,
+        device="cpu",
+        random_state=0,
+    )
+    n_steps = 3 * -(-len(X) // 16)
+    ae.set_params(
+        callbacks=[
+            LRScheduler(
+                policy="LambdaLR",
+                lr_lambda=lambda step: 1 - step / n_steps,
+                step_every="batch",
+            )
+        ]
+    )
+    with pytest.warns(ConvergenceWarning):
+        ae.fit(X)
+    batches = [b for epoch in ae.net_.history for b in epoch["batches"]]
+    train = [b for b in batches if "train_batch_size" in b]
+    assert len(train) == n_steps
+    assert sum(b["train_batch_size"] for b in train) == 3 * len(X)
+    assert np.isfinite([b["train_loss"] for b in train]).all()
+    np.testing.assert_allclose(
+        [b["event_lr"] for b in train],
+        [0.01 * (1 - t / n_steps) for t in range(n_steps)],
+        rtol=1e-6,
+    )
+    assert ae.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
 class _LogToFile(Callback):
     """Write each epoch's loss to an open file (a callback that cannot be
     copied or pickled)."""

@@ -133,17 +133,27 @@ class AutoencoderNet(NeuralNet):
         Each batch's loss stays on the device, summed weighted by batch size
         (in float64 where the device has it); the epoch's mean is recorded
         once as ``{prefix}_loss``, as skorch's PassthroughScoring computes
-        it from per-batch records. Callbacks still see every batch.
+        it from per-batch records. Callbacks still see every batch, and
+        when some callback listens to batch events the history keeps
+        skorch's per-batch records too (``{prefix}_loss`` and
+        ``{prefix}_batch_size``), which such callbacks (skorch's
+        ``LRScheduler(step_every="batch")``, for one) write to and read.
         """
         if iterator is None:
             return
         dtype = torch.float32 if self.device == "mps" else torch.float64
         total = torch.zeros((), dtype=dtype, device=self.device)
         n_rows = n_batches = 0
+        listened = self.batch_records_
         for batch in iterator:
+            if listened:
+                self.history.new_batch()
             self._notify_batch("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             size = len(batch[0])
+            if listened:
+                self.history.record_batch(prefix + "_loss", step["loss"].item())
+                self.history.record_batch(prefix + "_batch_size", size)
             total.add_(step["loss"].detach(), alpha=size)
             n_rows += size
             n_batches += 1
@@ -258,6 +268,13 @@ class AutoencoderNet(NeuralNet):
             ]
             for event in _BATCH_EVENTS
         }
+        # Whether a callback listens to batch events (and may read or write
+        # the per-batch history).
+        self.batch_records_ = any(
+            getattr(type(cb), event) is not getattr(Callback, event)
+            for _, cb in self.callbacks_
+            for event in _BATCH_EVENTS
+        )
         return self
 
     def _notify_batch(self, event, **cb_kwargs):
