@@ -266,6 +266,17 @@ class _BaseAutoencoder(
         self._adopt(plan, net, outcome, stacklevel=3)
         return self
 
+    def _observed_entries(self, plan):
+        """Masks of the observed entries of the training and validation
+        rows when some are missing (``_observed``, set by
+        AutoencoderImputer for its fit); None otherwise."""
+        observed = getattr(self, "_observed", None)
+        if observed is None:
+            return None
+        train = observed if plan.train_rows is None else observed[plan.train_rows]
+        valid = None if plan.valid_rows is None else observed[plan.valid_rows]
+        return train, valid
+
     def _train(self, plan, before):
         """Train ``plan.net`` (see ``skae._plan``); the net and its Outcome."""
         net = plan.net
@@ -283,7 +294,13 @@ class _BaseAutoencoder(
         device = torch.device(net.device)
         try:
             train(
-                net, X, plan.X_valid, epochs=plan.epochs, callbacks=callbacks, own=own
+                net,
+                X,
+                plan.X_valid,
+                epochs=plan.epochs,
+                callbacks=callbacks,
+                own=own,
+                observed=self._observed_entries(plan),
             )
             if (
                 net.interrupted_

@@ -74,22 +74,32 @@ class SliceIterator:
     batch_size : int
     generator : torch.Generator or None
         Draws the permutation of each epoch; ``None`` means no shuffling.
+    observed : BoolTensor of shape (n_samples, n_features) or None
+        Which entries of X are observed (the others missing); sliced with
+        X as each batch's second item (None when not given).
     """
 
-    def __init__(self, X, batch_size, generator=None):
+    def __init__(self, X, batch_size, generator=None, observed=None):
         self.X = X
         self.batch_size = batch_size
         self.generator = generator
+        self.observed = observed
 
     def __len__(self):
         return math.ceil(len(self.X) / self.batch_size)
 
     def __iter__(self):
         X, n, step = self.X, len(self.X), self.batch_size
+        M = self.observed
         if self.generator is None:
             for start in range(0, n, step):
-                yield X[start : start + step], None
+                rows = slice(start, start + step)
+                yield X[rows], None if M is None else M[rows]
             return
         perm = torch.randperm(n, generator=self.generator, device=X.device)
         for start in range(0, n, step):
-            yield X.index_select(0, perm[start : start + step]), None
+            rows = perm[start : start + step]
+            yield (
+                X.index_select(0, rows),
+                None if M is None else M.index_select(0, rows),
+            )

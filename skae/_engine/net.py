@@ -35,8 +35,8 @@ class ReconstructionLoss(nn.Module):
         super().__init__()
         self.loss = loss
 
-    def forward(self, output, target):
-        return reconstruction_error(output, target, self.loss)
+    def forward(self, output, target, observed=None):
+        return reconstruction_error(output, target, self.loss, observed)
 
 
 class AutoencoderNet(NeuralNet):
@@ -230,12 +230,14 @@ class AutoencoderNet(NeuralNet):
 
     def get_iterator(self, dataset, training=False):
         X = dataset.tensors[0]
+        # The observed entries, when some are missing (AutoencoderImputer).
+        observed = dataset.tensors[1] if len(dataset.tensors) > 1 else None
         generator = None
         if training and self.shuffle:
             generator = _stream_generator(
                 self.seed, _SHUFFLE_STREAM, len(self.history), X.device
             )
-        return SliceIterator(X, min(self.batch_size, len(X)), generator)
+        return SliceIterator(X, min(self.batch_size, len(X)), generator, observed)
 
     def _set_training(self, training=True):
         # skorch calls this on every batch; module.train() walks every
@@ -288,7 +290,8 @@ class AutoencoderNet(NeuralNet):
         tells the callbacks that listen to ``on_grad_computed``, and steps
         the optimizer, as skorch's ``train_step`` does for them.
         """
-        written_out = self.backprop_ is not None and not fit_params
+        # (Batches with missing entries, batch[1], take the autograd path.)
+        written_out = self.backprop_ is not None and not fit_params and batch[1] is None
         if not written_out:
             # (The written-out pass overwrites every gradient.)
             self._zero_grad_optimizer()
@@ -325,12 +328,12 @@ class AutoencoderNet(NeuralNet):
         inside ``step()``; with no such callback, the written-out pass adds
         it in the same product and ``train_step`` adds nothing.
         """
-        x, _ = batch
+        x, observed = batch
         if self.trim_fraction:
             x = self._trimmed(x)
         self._set_training(True)
         x_in = x if self.corrupt is None else self.corrupt(x, self.noise_generator)
-        if self.backprop_ is not None and not fit_params:
+        if self.backprop_ is not None and not fit_params and observed is None:
             listeners = self.batch_listeners_["on_grad_computed"]
             loss, y_pred = backprop(
                 self.backprop_,
@@ -348,7 +351,7 @@ class AutoencoderNet(NeuralNet):
             y_pred = self.module_(x_in, dropout_generator=self.noise_generator)
         else:
             y_pred = self.infer(x_in, **fit_params)
-        loss = self.get_loss(y_pred, x, X=x_in, training=True)
+        loss = self.get_loss(y_pred, x, X=x_in, training=True, observed=observed)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
 
@@ -370,16 +373,17 @@ class AutoencoderNet(NeuralNet):
     def validation_step(self, batch, **fit_params):
         # The penalty may need gradients (a Jacobian), so no torch.no_grad.
         self._set_training(False)
-        x, _ = batch
+        x, observed = batch
         y_pred = self.infer(x, **fit_params)
-        loss = self.get_loss(y_pred, x, X=x, training=False).detach()
+        loss = self.get_loss(y_pred, x, X=x, training=False, observed=observed)
+        loss = loss.detach()
         return {"loss": loss, "y_pred": y_pred}
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
+    def get_loss(self, y_pred, y_true, X=None, training=False, observed=None):
         codes, output = y_pred
         if self.criterion_.loss == "squared_error":
             y_true = self.module_.target(y_true)
-        loss = self.criterion_(output, y_true).mean()
+        loss = self.criterion_(output, y_true, observed).mean()
         if self.penalty is not None:
             loss = loss + self.penalty(self.module_, X, codes, self.noise_generator)
         return loss

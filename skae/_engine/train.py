@@ -17,7 +17,7 @@ from .parallel import limit_threads
 __all__ = ["train"]
 
 
-def train(net, X, X_valid, *, epochs, callbacks, own):
+def train(net, X, X_valid, *, epochs, callbacks, own, observed=None):
     """Train ``net`` for up to ``epochs`` epochs on the NumPy array ``X``.
 
     Parameters
@@ -33,6 +33,9 @@ def train(net, X, X_valid, *, epochs, callbacks, own):
         The user's callbacks, used as given.
     own : dict of str to Callback
         This call's callbacks (stopping, progress), removed afterwards.
+    observed : tuple of two ndarrays or None
+        Boolean masks of the entries of X and X_valid that are observed:
+        the others (missing) are left out of the loss. None: all are.
     """
     device = torch.device(net.device)
     net.callbacks = list(callbacks) + list(own.items())
@@ -42,11 +45,12 @@ def train(net, X, X_valid, *, epochs, callbacks, own):
         net.initialize_callbacks()
         start = net.checkpoint()
     try:
+        masks = [None, None] if observed is None else list(observed)
         if X_valid is not None:
-            valid = TensorDataset(as_tensor(X_valid, device))
+            valid = _dataset(X_valid, masks[1], device)
             net.train_split = lambda dataset, y=None: (dataset, valid)
         with limit_threads():
-            net.partial_fit(TensorDataset(as_tensor(X, device)), epochs=epochs)
+            net.partial_fit(_dataset(X, masks[0], device), epochs=epochs)
     except BaseException:
         if start is not None:
             net.restore(start)
@@ -58,3 +62,10 @@ def train(net, X, X_valid, *, epochs, callbacks, own):
         net.callbacks_ = [
             (n, cb) for n, cb in getattr(net, "callbacks_", []) if n not in own
         ]
+
+
+def _dataset(X, observed, device):
+    tensors = [as_tensor(X, device)]
+    if observed is not None:
+        tensors.append(torch.as_tensor(observed, dtype=torch.bool, device=device))
+    return TensorDataset(*tensors)

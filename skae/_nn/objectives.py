@@ -29,7 +29,7 @@ __all__ = [
 _KL_EPS = 1e-6
 
 
-def reconstruction_error(output, target, loss):
+def reconstruction_error(output, target, loss, observed=None):
     """Per-sample reconstruction error, summed over features.
 
     Parameters
@@ -40,6 +40,11 @@ def reconstruction_error(output, target, loss):
     target : Tensor of shape (..., n_samples, n_features)
         Clean inputs.
     loss : {"squared_error", "binary_cross_entropy"}
+    observed : BoolTensor of shape (..., n_samples, n_features) or None
+        The entries that count (the others are missing): each row's sum
+        runs over its observed entries and is scaled by ``n_features /
+        n_observed`` (rows with none count 0), so that it estimates the
+        full row's error.
 
     Returns
     -------
@@ -53,7 +58,12 @@ def reconstruction_error(output, target, loss):
         elementwise = F.binary_cross_entropy_with_logits(
             output, target, reduction="none"
         )
-    return elementwise.sum(dim=-1)
+    if observed is None:
+        return elementwise.sum(dim=-1)
+    weight = observed.to(elementwise.dtype)
+    n_observed = weight.sum(dim=-1)
+    total = (elementwise * weight).sum(dim=-1)
+    return total * (observed.shape[-1] / n_observed.clamp(min=1.0))
 
 
 def kl_divergence_sparsity(codes, target, previous=None, momentum=0.0):

@@ -1,0 +1,263 @@
+"""Imputation by an autoencoder trained around the gaps: AutoencoderImputer."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
+from sklearn.impute import MissingIndicator
+from sklearn.utils._missing import is_scalar_nan
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import (
+    FLOAT_DTYPES,
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._denoising import DenoisingAutoencoder
+
+__all__ = ["AutoencoderImputer"]
+
+
+class AutoencoderImputer(TransformerMixin, BaseEstimator):
+    """Imputer filling missing entries with an autoencoder's reconstruction.
+
+    Standardizes each column on its observed entries, fills the gaps with
+    the column mean (0 once standardized) and fits a clone of ``estimator``
+    on the result with the missing entries left out of its loss: the
+    network learns to rebuild each row from what was observed, and is never
+    taught to reproduce the fill. The default estimator, a
+    :class:`DenoisingAutoencoder` with masking noise, also hides a random
+    fraction of the observed entries at every step (set to the column mean,
+    as the gaps are) and is scored on them: it learns to fill what it does
+    not see, which is the task. ``transform`` fills each gap with the
+    reconstruction of its row, then reconstructs again from the filled rows
+    (``n_passes`` times in all); observed entries are returned unchanged.
+
+    This is inpainting in scikit-learn's vocabulary, and a drop-in
+    replacement for :class:`~sklearn.impute.SimpleImputer`,
+    :class:`~sklearn.impute.KNNImputer` or
+    :class:`~sklearn.impute.IterativeImputer` in a pipeline.
+
+    Parameters
+    ----------
+    estimator : skae autoencoder or None, default=None
+        The autoencoder to fit (one of skae's four, unfitted; cloned) on
+        the standardized data. None is ``DenoisingAutoencoder(
+        noise="masking", noise_level=0.15, loss="squared_error",
+        random_state=random_state)``. The missing entries are left out of
+        its loss whichever it is; the extra masking is its own corruption.
+
+    missing_values : int, float or np.nan, default=np.nan
+        The placeholder of a missing entry. NaN in X when it is something
+        else is an error.
+
+    n_passes : int, default=3
+        Reconstructions in ``transform``: the first from the mean-filled
+        rows, each next one from the rows the previous one filled.
+
+    add_indicator : bool, default=False
+        Whether to append :class:`~sklearn.impute.MissingIndicator`'s
+        columns (one per feature with missing entries in ``fit``) to the
+        output, as ``SimpleImputer(add_indicator=True)`` does.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the default estimator (a given ``estimator`` keeps its own).
+
+    Attributes
+    ----------
+    estimator_ : skae autoencoder
+        The fitted autoencoder, on standardized data.
+
+    statistics_ : ndarray of shape (n_features,)
+        Each column's mean over its observed entries (the first fill).
+
+    scale_ : ndarray of shape (n_features,)
+        Each column's standard deviation over its observed entries (1 where
+        it is 0).
+
+    indicator_ : MissingIndicator or None
+        The indicator of ``add_indicator``.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit. Defined only when X has feature
+        names that are all strings.
+
+    See Also
+    --------
+    sklearn.impute.IterativeImputer : Model-based imputation, one feature at
+        a time.
+    sklearn.impute.KNNImputer : Imputation from the nearest rows.
+    DenoisingAutoencoder : The default estimator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import AutoencoderImputer
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 6))
+    >>> X[rng.uniform(size=X.shape) < 0.1] = np.nan
+    >>> imputer = AutoencoderImputer(random_state=0).fit(X)
+    >>> X_filled = imputer.transform(X)
+    >>> bool(np.isnan(X_filled).any())
+    False
+    >>> bool(np.allclose(X_filled[~np.isnan(X)], X[~np.isnan(X)]))
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "transform", "inverse_transform"]), None],
+        "missing_values": [Real, Integral, None],
+        "n_passes": [Interval(Integral, 1, None, closed="left")],
+        "add_indicator": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        missing_values=np.nan,
+        n_passes=3,
+        add_indicator=False,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.missing_values = missing_values
+        self.n_passes = n_passes
+        self.add_indicator = add_indicator
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Fit the autoencoder on X's observed entries.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with missing entries (``missing_values``).
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted imputer.
+        """
+        X, missing = self._validate(X, reset=True)
+        empty = np.flatnonzero(missing.all(axis=0))
+        if empty.size:
+            raise ValueError(
+                f"Column(s) {empty.tolist()} of X have no observed value "
+                "(every entry is missing): nothing to learn them from. Drop "
+                "them before imputing (their values cannot be recovered)."
+            )
+        observed = ~missing
+        counts = observed.sum(axis=0)
+        filled = np.where(observed, X, 0.0)
+        mean = filled.sum(axis=0) / counts
+        var = (np.where(observed, X - mean, 0.0) ** 2).sum(axis=0) / counts
+        scale = np.sqrt(var)
+        scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))] = 1.0
+        self.statistics_, self.scale_ = mean, scale
+        estimator = self.estimator
+        if estimator is None:
+            estimator = DenoisingAutoencoder(
+                noise="masking",
+                noise_level=0.15,
+                loss="squared_error",
+                random_state=self.random_state,
+            )
+        estimator = clone(estimator)
+        # The engine leaves the entries marked False out of the loss.
+        estimator._observed = observed
+        try:
+            estimator.fit(self._standardized(X, missing))
+        finally:
+            del estimator._observed
+        self.estimator_ = estimator
+        self.indicator_ = None
+        if self.add_indicator:
+            self.indicator_ = MissingIndicator(
+                missing_values=self.missing_values, error_on_new=False
+            ).fit(X)
+        return self
+
+    def transform(self, X):
+        """Fill X's missing entries; observed entries are kept as they are.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with missing entries (``missing_values``).
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features) or \
+                (n_samples, n_features + n_indicators)
+            X with its gaps filled, and the indicator columns appended with
+            ``add_indicator``.
+        """
+        check_is_fitted(self)
+        X, missing = self._validate(X, reset=False)
+        Z = self._standardized(X, missing)
+        for _ in range(self.n_passes):
+            rebuilt = self.estimator_.inverse_transform(self.estimator_.transform(Z))
+            Z[missing] = rebuilt[missing]
+        X_filled = np.array(X, dtype=X.dtype, copy=True)
+        X_filled[missing] = (Z * self.scale_ + self.statistics_)[missing]
+        if self.indicator_ is not None:
+            X_filled = np.hstack(
+                [X_filled, self.indicator_.transform(X).astype(X_filled.dtype)]
+            )
+        return X_filled
+
+    def get_feature_names_out(self, input_features=None):
+        """Output feature names: the input's, then the indicator's.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input feature names (``feature_names_in_`` when None).
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            The input feature names, then ``missingindicator_<name>`` for
+            each indicator column.
+        """
+        check_is_fitted(self, "n_features_in_")
+        names = _check_feature_names_in(self, input_features)
+        if self.indicator_ is None:
+            return names
+        return np.concatenate([names, self.indicator_.get_feature_names_out(names)])
+
+    def _validate(self, X, reset):
+        """X as floats, and its missing entries; NaN outside
+        ``missing_values`` and infinity are errors."""
+        X = validate_data(
+            self, X, dtype=FLOAT_DTYPES, ensure_all_finite="allow-nan", reset=reset
+        )
+        if is_scalar_nan(self.missing_values):
+            return X, np.isnan(X)
+        if np.isnan(X).any():
+            raise ValueError(
+                f"X holds NaN, but missing_values={self.missing_values!r}. "
+                "Pass missing_values=np.nan if NaN marks the missing entries, "
+                "or replace the NaN."
+            )
+        return X, X == self.missing_values
+
+    def _standardized(self, X, missing):
+        Z = (X - self.statistics_) / self.scale_
+        Z[missing] = 0.0
+        return Z
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = is_scalar_nan(self.missing_values)
+        return tags
