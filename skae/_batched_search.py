@@ -20,11 +20,13 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import _safe_split
 
+from ._autoencoder import Autoencoder
 from ._base import _BaseAutoencoder, _OutOfMemoryError
 from ._engine.batched import fit_nets
 from ._engine.data import resolve_device
 from ._engine.inference import as_tensor
 from ._engine.stacked import StackedPenalty, member_bytes
+from ._outlier import AutoencoderOutlierDetector
 from ._plan import Outcome
 from ._pretrained import Pretrained, digest
 
@@ -42,6 +44,12 @@ def _autoencoder(estimator):
     """
     if isinstance(estimator, _BaseAutoencoder):
         return None, estimator
+    if isinstance(estimator, AutoencoderOutlierDetector):
+        # The detector fits a clone of its autoencoder on X as it is given:
+        # the pretrained fit it adopts is that autoencoder's.
+        inner = Autoencoder() if estimator.estimator is None else estimator.estimator
+        if isinstance(inner, _BaseAutoencoder):
+            return None, inner
     if isinstance(estimator, Pipeline):
         for position, (_, step) in enumerate(estimator.steps):
             if isinstance(step, _BaseAutoencoder):
@@ -111,6 +119,8 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     position, ae = _autoencoder(estimator)
     if ae is None:
         return "the estimator is not, or has no, skae autoencoder"
+    if getattr(estimator, "trim_fraction", 0):
+        return "a trimmed loss has no batched form"
     if ae.callbacks:
         return "the autoencoder has callbacks"
     leading = estimator.steps[:position] if position else []

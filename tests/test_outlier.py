@@ -5,11 +5,12 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.base import is_outlier_detector
+from sklearn.base import clone, is_outlier_detector
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skae import Autoencoder, AutoencoderOutlierDetector
+from skae.model_selection import BatchedGridSearchCV
 
 FAST = dict(max_iter=5, batch_size=16, device="cpu", random_state=0)
 
@@ -101,6 +102,33 @@ def test_tuned_with_grid_search_on_labels(data):
     ).fit(X[order], y[order])
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_score_ > 0.8
+
+
+def test_tuned_with_batched_grid_search(data):
+    """Check that BatchedGridSearchCV trains the detector's autoencoders
+    batched, with the scores GridSearchCV gets from fitting one by one, and
+    fits a trimmed detector one by one (its loss has no batched form)."""
+    inliers, outliers = data
+    X = np.vstack([inliers, outliers])
+    y = np.r_[np.ones(len(inliers)), -np.ones(len(outliers))]
+    order = np.random.RandomState(1).permutation(len(X))
+    X, y = X[order], y[order]
+    detector = AutoencoderOutlierDetector(Autoencoder(**FAST))
+    grid = {"estimator__n_components": [1, 2], "contamination": [0.05, 0.1]}
+    args = dict(scoring="roc_auc", cv=3)
+    batched = BatchedGridSearchCV(detector, grid, **args).fit(X, y)
+    assert batched.batched_.all()
+    sequential = GridSearchCV(detector, grid, **args).fit(X, y)
+    np.testing.assert_allclose(
+        batched.cv_results_["mean_test_score"],
+        sequential.cv_results_["mean_test_score"],
+        rtol=1e-4,
+    )
+    trimmed = clone(detector).set_params(trim_fraction=0.1)
+    with pytest.warns(UserWarning, match="a trimmed loss"):
+        search = BatchedGridSearchCV(trimmed, {"contamination": [0.1]}, **args)
+        search.fit(X, y)
+    assert not search.batched_.any()
 
 
 def test_bad_input_is_refused(data):
