@@ -55,7 +55,12 @@ does not detect an edit to their ``skae.json``. Save the estimator again to
 write the current version.
 
 Only the four skae estimator classes can be loaded; their names are looked
-up in a fixed table, never imported from the file.
+up in a fixed table, never imported from the file. An
+:class:`~skae.AutoencoderOutlierDetector` or
+:class:`~skae.AutoencoderImputer` is saved as the file of its fitted
+autoencoder whose ``skae.json`` has one more key, ``wrapper``: the
+wrapper's class (from a second fixed table), parameters and fitted
+attributes; :func:`load` returns the wrapper around the autoencoder.
 
 Parameters that are Python objects, such as a list of skorch ``callbacks``
 or a ``RandomState`` instance as ``random_state``, cannot be saved this way:
@@ -104,15 +109,16 @@ from ._restore import (
     _restore_hook_tensors,
     _restore_output_config,
 )
+from ._wrapped import WRAPPERS, is_wrapper, wrapper_from_json, wrapper_to_json
 
 
 def _check_estimator(estimator):
     name = type(estimator).__name__
     if _CLASSES.get(name) is not type(estimator):
         raise TypeError(
-            f"skae.io.save saves instances of {', '.join(_CLASSES)}, got "
-            f"{type(estimator).__qualname__}. Use pickle or joblib for other "
-            "objects."
+            f"skae.io.save saves instances of {', '.join([*_CLASSES, *WRAPPERS])}"
+            f", got {type(estimator).__qualname__}. Use pickle or joblib for "
+            "other objects."
         )
     check_is_fitted(estimator, "net_")
     return name
@@ -120,6 +126,11 @@ def _check_estimator(estimator):
 
 def _serialize(estimator):
     """The JSON document and the weights bytes of a fitted estimator."""
+    if is_wrapper(estimator):
+        wrapper = wrapper_to_json(estimator)
+        document, weights = _serialize(estimator.estimator_)
+        document["wrapper"] = wrapper
+        return document, weights
     class_name = _check_estimator(estimator)
     params = {
         name: _param_to_json(name, value)
@@ -197,8 +208,9 @@ def save(estimator, file):
     Parameters
     ----------
     estimator : skae estimator
-        The fitted Autoencoder, SparseAutoencoder, ContractiveAutoencoder or
-        DenoisingAutoencoder to save.
+        The fitted Autoencoder, SparseAutoencoder, ContractiveAutoencoder,
+        DenoisingAutoencoder, AutoencoderOutlierDetector or
+        AutoencoderImputer to save.
 
     file : str, path-like or binary file object
         Where to write. A path is created or overwritten; a file object must
@@ -372,4 +384,6 @@ def load(file, *, device=None):
         setattr(estimator, name, value)
     # What the weights say (files of earlier versions lack some of it).
     estimator._describe_net(net)
+    if "wrapper" in document:
+        return wrapper_from_json(file, document["wrapper"], estimator)
     return estimator

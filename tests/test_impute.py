@@ -165,3 +165,29 @@ def test_pickle_and_pipeline_search(low_rank):
         X_missing, y
     )
     assert search.best_score_ > 0.8
+
+
+@pytest.mark.parametrize("add_indicator", [False, True])
+@pytest.mark.parametrize("missing_values", [np.nan, -1.0])
+def test_saved_with_skae_io(low_rank, tmp_path, add_indicator, missing_values):
+    from skae.io import load, save
+
+    _, X_missing = low_rank
+    X_missing = X_missing.copy()
+    X_missing[:, 5] = np.nan_to_num(X_missing[:, 5])  # no gap in column 5
+    if not np.isnan(missing_values):
+        X_missing = np.where(np.isnan(X_missing), missing_values, X_missing)
+    imputer = AutoencoderImputer(
+        DenoisingAutoencoder(n_components=2, noise="masking", **FAST),
+        missing_values=missing_values,
+        add_indicator=add_indicator,
+    ).fit(X_missing)
+    save(imputer, tmp_path / "imputer.skae")
+    copy = load(tmp_path / "imputer.skae")
+    assert type(copy) is AutoencoderImputer
+    assert copy.get_params(deep=False).keys() == imputer.get_params(deep=False).keys()
+    assert type(copy.estimator) is DenoisingAutoencoder
+    np.testing.assert_array_equal(
+        copy.transform(X_missing), imputer.transform(X_missing)
+    )
+    assert list(copy.get_feature_names_out()) == list(imputer.get_feature_names_out())

@@ -142,3 +142,22 @@ def test_bad_input_is_refused(data):
         fitted.predict(X)
     with pytest.raises(ValueError, match="contamination"):
         AutoencoderOutlierDetector(contamination=0.7).fit(inliers)
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_saved_with_skae_io(data, tmp_path, given):
+    from skae.io import load, save
+
+    inliers, outliers = data
+    X = np.vstack([inliers, outliers])
+    detector = AutoencoderOutlierDetector(
+        Autoencoder(**FAST) if given else None, contamination=0.07
+    ).fit(X)
+    save(detector, tmp_path / "detector.skae")
+    copy = load(tmp_path / "detector.skae")
+    assert type(copy) is AutoencoderOutlierDetector
+    assert (copy.estimator is None) == (not given)
+    assert copy.contamination == 0.07 and copy.offset_ == detector.offset_
+    np.testing.assert_array_equal(copy.decision_scores_, detector.decision_scores_)
+    np.testing.assert_array_equal(copy.predict(X), detector.predict(X))
+    np.testing.assert_array_equal(copy.score_samples(X), detector.score_samples(X))

@@ -720,3 +720,31 @@ def test_load_runs_nothing_from_a_malicious_file(
     with pytest.raises(ValueError, match=message):
         load(saved)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda w: w.update({"class": "Pipeline"}), "unknown wrapper class"),
+        (lambda w: w["fitted"].update({"__class__": 1}), "invalid fitted attribute"),
+        (lambda w: w.pop("params"), "lacks the keys"),
+        (
+            lambda w: w["params"].update({"contamination": 3.0}),
+            "parameters are invalid",
+        ),
+    ],
+)
+def test_forged_wrapper_entry_is_refused(tmp_path, edit, message):
+    """Check that a detector's file edited behind a rewritten digest is
+    refused by the checks on its 'wrapper' entry, running nothing."""
+    from skae import AutoencoderOutlierDetector
+
+    X = np.random.RandomState(0).normal(size=(60, 4))
+    detector = AutoencoderOutlierDetector(
+        Autoencoder(n_components=2, max_iter=3, random_state=0, device="cpu")
+    ).fit(X)
+    path = tmp_path / "detector.skae"
+    save(detector, path)
+    _rewrite(path, edit=lambda doc: edit(doc["wrapper"]), fix_digest=True)
+    with pytest.raises(ValueError, match=message):
+        load(path)

@@ -1,0 +1,115 @@
+"""skae files of the estimators built around an autoencoder.
+
+A fitted ``AutoencoderOutlierDetector`` or ``AutoencoderImputer`` is saved
+as the file of its fitted autoencoder (``estimator_``), whose document
+gains the key ``"wrapper"``: the wrapper's class (from a fixed table), its
+parameters but ``estimator``, whether ``estimator`` was given (a given
+one is restored as an unfitted copy of ``estimator_``), its fitted
+attributes but ``estimator_``, and, for the imputer, the columns of its
+``MissingIndicator`` (``indicator_features``; None without one). Nothing
+else changes in the format: the digest covers the key with the rest.
+"""
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.impute import MissingIndicator
+from sklearn.utils._missing import is_scalar_nan
+from sklearn.utils.validation import check_is_fitted
+
+from ._archive import _FITTED_NAME, _decode, _invalid
+from ._codec import _attribute_to_json, _param_to_json
+from ._impute import AutoencoderImputer
+from ._outlier import AutoencoderOutlierDetector
+
+WRAPPERS = {
+    "AutoencoderImputer": AutoencoderImputer,
+    "AutoencoderOutlierDetector": AutoencoderOutlierDetector,
+}
+
+# Fitted attributes restored from elsewhere than the "fitted" entry.
+_RESTORED = ("estimator_", "indicator_")
+
+
+def is_wrapper(estimator):
+    return WRAPPERS.get(type(estimator).__name__) is type(estimator)
+
+
+def wrapper_to_json(wrapper):
+    """The ``"wrapper"`` entry of a fitted wrapper's document."""
+    check_is_fitted(wrapper, "estimator_")
+    params = wrapper.get_params(deep=False)
+    given = params.pop("estimator") is not None
+    fitted = {
+        name: _attribute_to_json(name, value)
+        for name, value in vars(wrapper).items()
+        if name.endswith("_") and not name.startswith("_") and name not in _RESTORED
+    }
+    indicator = getattr(wrapper, "indicator_", None)
+    return {
+        "class": type(wrapper).__name__,
+        "params": {name: _param_to_json(name, v) for name, v in params.items()},
+        "estimator_given": given,
+        "fitted": fitted,
+        "indicator_features": None
+        if indicator is None
+        else [int(i) for i in indicator.features_],
+    }
+
+
+def wrapper_from_json(file, spec, inner):
+    """The wrapper that ``spec`` (a ``"wrapper"`` entry) describes, around
+    the loaded autoencoder ``inner``."""
+    if not isinstance(spec, dict) or not {
+        "class",
+        "params",
+        "estimator_given",
+        "fitted",
+        "indicator_features",
+    } <= set(spec):
+        raise _invalid(file, "its 'wrapper' entry lacks the keys skae writes")
+    cls = WRAPPERS.get(spec["class"]) if isinstance(spec["class"], str) else None
+    if cls is None:
+        raise _invalid(
+            file,
+            f"it names the unknown wrapper class {spec['class']!r}; a skae file "
+            f"wraps its autoencoder in one of {', '.join(WRAPPERS)}",
+        )
+    params = _decode(file, spec, "params")
+    fitted = _decode(file, spec, "fitted")
+    if not isinstance(params, dict) or not isinstance(fitted, dict):
+        raise _invalid(file, "the wrapper's 'params' and 'fitted' must be objects")
+    estimator = clone(inner) if spec["estimator_given"] is True else None
+    try:
+        wrapper = cls(estimator=estimator, **params)
+        wrapper._validate_params()
+    except (TypeError, ValueError) as exc:
+        raise _invalid(file, f"its wrapper parameters are invalid ({exc})") from None
+    for name, value in fitted.items():
+        if not _FITTED_NAME.fullmatch(name) or name in _RESTORED or hasattr(cls, name):
+            raise _invalid(file, f"it holds the invalid fitted attribute {name!r}")
+        setattr(wrapper, name, value)
+    if fitted.get("n_features_in_") != inner.n_features_in_:
+        raise _invalid(file, "its wrapper and autoencoder disagree on n_features_in_")
+    wrapper.estimator_ = inner
+    if cls is AutoencoderImputer:
+        wrapper.indicator_ = _indicator(file, wrapper, spec["indicator_features"])
+    return wrapper
+
+
+def _indicator(file, imputer, features):
+    """The imputer's MissingIndicator, fitted to flag ``features`` (refitted
+    on one row missing exactly there: its public way to learn them)."""
+    if features is None:
+        return None
+    n = imputer.n_features_in_
+    if (
+        not isinstance(features, list)
+        or not all(type(i) is int and 0 <= i < n for i in features)
+        or not imputer.add_indicator
+    ):
+        raise _invalid(file, "its imputer's indicator_features are not valid")
+    missing = imputer.missing_values
+    row = np.full((1, n), 0.0 if is_scalar_nan(missing) else missing + 1.0)
+    row[0, features] = missing
+    indicator = MissingIndicator(missing_values=missing, error_on_new=False)
+    return indicator.fit(row)
