@@ -266,3 +266,22 @@ def fmt_ratio(ratio):
 
 def load_average():
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def use_threads(threads):
+    """Set torch's thread count (when given) and print the setting: torch's
+    version, its threads and the machine's load average."""
+    if threads:
+        torch.set_num_threads(threads)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"load average {load_average()}"
+    )
+
+
+def text_table(rows):
+    """``rows`` (the header first) as aligned text columns."""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)

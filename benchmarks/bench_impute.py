@@ -30,7 +30,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.datasets import (
     load_breast_cancer,
     load_diabetes,
@@ -50,7 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._harness import load_average  # noqa: E402
+from benchmarks._harness import text_table, use_threads  # noqa: E402
 from skae import AutoencoderImputer  # noqa: E402
 
 DATASETS = {
@@ -90,7 +89,7 @@ def raw_scales(seed):
                     [f"{name} raw", f"x {scale:g}", imp_name, f"{error / spread:.3f}"]
                 )
     print()
-    print(_table([["data set", "scale", "imputer", "RMSE / std"], *rows]))
+    print(text_table([["data set", "scale", "imputer", "RMSE / std"], *rows]))
 
 
 def main():
@@ -99,12 +98,7 @@ def main():
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"load average {load_average()}"
-    )
+    use_threads(args.threads)
     rates = (0.2,) if args.quick else (0.1, 0.2, 0.4)
     rows, checks = [], []
     warned = 0
@@ -155,7 +149,9 @@ def main():
             )
     print()
     print(
-        _table([["data set", "missing", "imputer", "RMSE", "accuracy", "time"], *rows])
+        text_table(
+            [["data set", "missing", "imputer", "RMSE", "accuracy", "time"], *rows]
+        )
     )
     if warned:
         print(f"\n{warned} ConvergenceWarnings")
@@ -168,13 +164,6 @@ def main():
             f"{'below' if below_knn else 'NOT below'} KNNImputer's, "
             f"{ratio:.3f}x IterativeImputer's (target <= 1.05x)"
         )
-
-
-def _table(rows):
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -28,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._harness import load_average  # noqa: E402
+from benchmarks._harness import use_threads  # noqa: E402
 from skae import SparseAutoencoder  # noqa: E402
 
 RHOS = (0.01, 0.05, 0.1)
@@ -44,12 +43,7 @@ def main():
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=1)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"load average {load_average()}"
-    )
+    use_threads(args.threads)
     X = load_digits().data
     X_train, X_test = train_test_split(X, random_state=0)
     rows = []

@@ -41,7 +41,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
@@ -56,7 +55,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._harness import load_average  # noqa: E402
+from benchmarks._harness import text_table, use_threads  # noqa: E402
 from skae import Autoencoder, AutoencoderOutlierDetector  # noqa: E402
 
 CONTAMINATION = 0.05
@@ -205,12 +204,7 @@ def main():
     parser.add_argument("--variants", action="store_true")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"load average {load_average()}"
-    )
+    use_threads(args.threads)
     seeds = (1,) if args.quick else tuple(range(1, args.seeds + 1))
     results = {}  # (data set, group, detector) -> [(auc, ap, seconds)]
     skipped = set()
@@ -262,7 +256,7 @@ def report(results, skipped, unconverged, n_seeds):
     }
     rows.append(["fit + score, s", "all"] + [f"{seconds[d]:.1f}" for d in names])
     print(f"\nROC-AUC / average precision, mean of {n_seeds} seed(s):\n")
-    print(_table(rows))
+    print(text_table(rows))
     for d in sorted(skipped):
         print(f"\n{d}: skipped (pip install pyod to compare with it)")
     if unconverged:
@@ -299,13 +293,6 @@ def report(results, skipped, unconverged, n_seeds):
     print()
     for text, ok in checks:
         print(f"[{'PASS' if ok else 'FAIL'}] {text}")
-
-
-def _table(rows):
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
 
 
 if __name__ == "__main__":

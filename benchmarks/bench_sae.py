@@ -39,7 +39,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -49,7 +48,7 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from skorch.callbacks import LRScheduler  # noqa: E402
 
-from benchmarks._harness import load_average  # noqa: E402
+from benchmarks._harness import text_table, use_threads  # noqa: E402
 from benchmarks._saelens import saelens_rows  # noqa: E402
 from skae import SparseAutoencoder  # noqa: E402
 from skae.datasets import make_sparse_superposition  # noqa: E402
@@ -212,12 +211,7 @@ def main():
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--sweep", action="store_true", help="only the sweep")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"load average {load_average()}"
-    )
+    use_threads(args.threads)
     if args.sweep:
         X, _, _ = make_sparse_superposition(
             n_samples=20000, n_features=64, n_atoms=256, n_active=5, random_state=0
@@ -282,14 +276,7 @@ def main():
         "target",
     ]
     print()
-    print(_table([header, *table]))
-
-
-def _table(rows):
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
+    print(text_table([header, *table]))
 
 
 if __name__ == "__main__":
