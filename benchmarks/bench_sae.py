@@ -30,6 +30,7 @@ SAELens TopK (when measured).
 
     python benchmarks/bench_sae.py --quick --threads 1
     python benchmarks/bench_sae.py --threads 2 --large
+    python benchmarks/bench_sae.py --threads 2 --large-only
 """
 
 import argparse
@@ -65,6 +66,9 @@ BATCH = 512
 
 def protocols(args):
     steps = 500 if args.quick else 2000
+    if args.large_only:
+        yield from _large(steps)
+        return
     yield (
         "20000x64, 256 atoms, 256 latents",
         dict(n_samples=20000, n_features=64, n_atoms=256, n_latents=256, steps=steps),
@@ -81,16 +85,20 @@ def protocols(args):
         ),
     )
     if args.large:
-        yield (
-            "100000x256, 2048 atoms, 2048 latents",
-            dict(
-                n_samples=100000,
-                n_features=256,
-                n_atoms=2048,
-                n_latents=2048,
-                steps=steps,
-            ),
-        )
+        yield from _large(steps)
+
+
+def _large(steps):
+    yield (
+        "100000x256, 2048 atoms, 2048 latents",
+        dict(
+            n_samples=100000,
+            n_features=256,
+            n_atoms=2048,
+            n_latents=2048,
+            steps=steps,
+        ),
+    )
 
 
 def linear_decay(steps):
@@ -208,6 +216,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500 steps")
     parser.add_argument("--large", action="store_true", help="add 100000x256")
+    parser.add_argument(
+        "--large-only", action="store_true", help="only the 100000x256 protocol"
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--sweep", action="store_true", help="only the sweep")
     args = parser.parse_args()
