@@ -39,7 +39,8 @@ def top_k_mask(a, k):
     against ``a.shape[:-1] + (1,)`` (a k per model, for instance).
 
     Exactly ``k`` entries per row are marked, even with ties at the k-th
-    value (those rows go through ``torch.topk``). No gradient.
+    value (a tensor with such a tie goes through ``torch.topk``). No
+    gradient.
     """
     n = a.shape[-1]
     with torch.no_grad():
