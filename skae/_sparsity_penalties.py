@@ -18,6 +18,7 @@ from ._nn.objectives import (
     l1_sparsity_gradient,
 )
 from ._nn.penalty import make_penalty
+from ._nn.sparse_codes import top_k_mask
 
 # sparsity_weight="auto": beta for KL, lambda for L1 (see the docstring).
 _AUTO_WEIGHTS = {"kl": 5.0, "l1": 0.1}
@@ -93,6 +94,8 @@ def sparse_penalty(estimator, n_samples, loss):
         window = estimator.dead_unit_window
         return make_penalty(
             _auxk_penalty,
+            gradient=_auxk_gradient,
+            stacked_gradient=_auxk_stacked_gradient,
             stacked_ndims={"weight": 1, "window": 2},
             weight=float(weight),
             window=float(n_samples if window == "auto" else window),
@@ -169,6 +172,106 @@ def _auxk_penalty(module, x, codes, generator, *, weight, window):
         residual = module.target(x) - module.decode(codes)
     k_aux = max(1, decoder_weight.shape[-2] // 2)
     return weight * auxk_loss(pre_activation, dead, residual, decoder_weight, k_aux)
+
+
+def _auxk_gradient(module, x, codes, generator, encoder, *, weight, window):
+    """:func:`_auxk_penalty` and its gradients, written out, on the dead
+    units' columns alone: ``(value, None, param_grads, {})``, the gradients
+    of the code layer's and the decoder's weights and the code layer's bias
+    (a one-layer encoder and decoder: where AuxK applies)."""
+    layer = module.sparse_code
+    pre_activation = encoder.pre_activation
+    layer.__dict__.pop("pre_activation", None)
+    dead = layer.samples_since_fired >= window
+    if weight == 0 or not module.training or not bool(dead.any()):
+        return encoder.output.new_zeros(()), None, {}, {}
+    units = dead.nonzero().squeeze(1)
+    decoder = module.decoder_input_layer.weight  # (n_features, n_units)
+    code_layer = module.code_layer
+    k_aux = max(1, decoder.shape[0] // 2)
+    pre = pre_activation.index_select(1, units)
+    atoms = decoder.index_select(1, units)
+    if len(units) > k_aux:
+        kept = top_k_mask(pre, k_aux)
+        aux_codes = torch.where(kept, pre, 0.0).relu_()
+    else:
+        aux_codes = pre.relu()
+    residual = module.target(x) - encoder.output
+    error = aux_codes @ atoms.t() - residual
+    n = x.shape[0]
+    scale = weight * min(len(units) / k_aux, 1.0)
+    value = error.square().sum() * (scale / n)
+    error_grad = error.mul_(2 * scale / n)
+    pre_grad = (error_grad @ atoms).mul_(aux_codes > 0)
+    xc = (x - module.input_offset) * module.input_scale
+    decoder_grad = torch.zeros_like(decoder)
+    decoder_grad.index_copy_(1, units, error_grad.t() @ aux_codes)
+    weight_grad = torch.zeros_like(code_layer.weight)
+    weight_grad.index_copy_(0, units, pre_grad.t() @ xc)
+    bias_grad = torch.zeros_like(code_layer.bias)
+    bias_grad.index_copy_(0, units, pre_grad.sum(dim=0))
+    return (
+        value,
+        None,
+        {
+            decoder: decoder_grad,
+            code_layer.weight: weight_grad,
+            code_layer.bias: bias_grad,
+        },
+        {},
+    )
+
+
+def _auxk_stacked_gradient(module, x, step, *, weight, window):
+    """:func:`_auxk_gradient` over a leading model axis (batched training,
+    ``_engine.stacked_sparse``): each net's AuxK value (n_nets,) and the
+    gradients of the stacked code layer's and decoder's parameters, on the
+    columns of the units dead in some net."""
+    since = step.since_fired
+    dead = since >= window  # (n_nets, n_units)
+    values = step.output.new_zeros(len(since))
+    if isinstance(weight, float) and weight == 0 or not bool(dead.any()):
+        return values, {}
+    decoder = module.decoder_input_layer.weight  # (n_nets, n_features, n_units)
+    code_layer = module.code_layer
+    n = x.shape[1]
+    k_aux = max(1, decoder.shape[-2] // 2)
+    units = dead.any(dim=0).nonzero().squeeze(1)
+    dead = dead.index_select(1, units)
+    pre = step.pre_activation.index_select(2, units)
+    atoms = decoder.detach().index_select(2, units)
+    if len(units) > k_aux:
+        masked = pre.masked_fill(~dead.unsqueeze(1), float("-inf"))
+        kept = top_k_mask(masked, k_aux) & dead.unsqueeze(1)
+        aux_codes = torch.where(kept, pre, 0.0).relu_()
+    else:
+        aux_codes = pre.relu().mul_(dead.unsqueeze(1))
+    out = None
+    if step.workspace is not None:
+        out = step.workspace.tensor("auxk", step.output.shape, x.dtype, x.device)
+    # Explained minus the residual (target - output).
+    error = torch.bmm(aux_codes, atoms.mT, out=out)
+    error.sub_(step.target).add_(step.output)
+    n_dead = dead.sum(dim=1).to(error.dtype)
+    scale = weight * (n_dead / k_aux).clamp(max=1.0)  # (n_nets,)
+    flat = error.view(len(error), 1, -1)
+    values = torch.bmm(flat, flat.mT).view(len(error)) * (scale / n)
+    error_grad = error.mul_((2 * scale / n).view(-1, 1, 1))
+    pre_grad = torch.bmm(error_grad, atoms).mul_(aux_codes > 0)
+    decoder_grad = torch.zeros_like(decoder).index_add_(
+        2, units, torch.bmm(error_grad.mT, aux_codes)
+    )
+    weight_grad = torch.zeros_like(code_layer.weight).index_add_(
+        1, units, torch.bmm(pre_grad.mT, step.inputs)
+    )
+    bias_grad = torch.zeros_like(code_layer.bias).index_add_(
+        1, units, pre_grad.sum(dim=1)
+    )
+    return values, {
+        decoder: decoder_grad,
+        code_layer.weight: weight_grad,
+        code_layer.bias: bias_grad,
+    }
 
 
 def _warmed_up(module, weight, warmup):

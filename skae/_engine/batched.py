@@ -28,10 +28,11 @@ This layer knows torch only.
 import numpy as np
 import torch
 
-from .._nn.sparse_codes import update_since_fired
+from .._nn.sparse_codes import Workspace, update_since_fired
 from .data import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
 from .members import _Optimizer, _Scores, _Stopping
-from .stacked import StackedTopK, _layers, _Layout, _plan, _Stack
+from .stacked import _layers, _Layout, _plan, _Stack
+from .stacked_sparse import StackedTopK, sparse_losses, supports_sparse_step
 
 __all__ = ["fit_nets"]
 
@@ -131,6 +132,12 @@ class _Trainer:
                 [net.module_.sparse_code.samples_since_fired for net in nets]
             ).to(X.device)
         self.criterion = first.criterion_
+        # Whether training steps are written out (stacked_sparse), and
+        # the buffers they reuse.
+        self.sparse_step = supports_sparse_step(
+            self.encoder, self.decoder, self.code, nets[0].corrupt, penalty
+        )
+        self.workspace = Workspace()
         self.batch_sizes = np.array([net.batch_size for net in nets])
         self.stack = _Stack(nets, self.layout, train_rows, valid_rows, self.device)
         self.optimizer = _Optimizer(nets, self.layout, self.stack)
@@ -249,8 +256,11 @@ class _Trainer:
         steps, weights = self.train_plan
         step_losses = []
         for groups, idle in steps:
-            loss = self._losses(module, index, groups, training=True)
-            grads = torch.autograd.grad(loss.sum(), leaves)
+            if self.sparse_step:
+                loss, grads = sparse_losses(self, module, index, groups)
+            else:
+                loss = self._losses(module, index, groups, training=True)
+                grads = torch.autograd.grad(loss.sum(), leaves)
             with torch.no_grad():
                 n = len(self.alive)
                 torch.cat([g.reshape(n, -1) for g in grads], 1, out=stack.grad)
@@ -267,7 +277,12 @@ class _Trainer:
         step_losses = []
         with torch.set_grad_enabled(needs_grad):
             for groups, _ in steps:
-                loss = self._losses(module, self.valid_index, groups, training=False)
+                if self.sparse_step:
+                    loss, _ = sparse_losses(
+                        self, module, self.valid_index, groups, training=False
+                    )
+                else:
+                    loss = self._losses(module, self.valid_index, groups, False)
                 step_losses.append(loss.detach())
         return _epoch_mean(step_losses, weights, self.valid_sizes)
 

@@ -20,6 +20,7 @@ from torch import nn
 from .._nn.backprop import Plan, backprop
 from .._nn.modules import normalize_columns_, remove_parallel_gradient_
 from .._nn.objectives import reconstruction_error
+from .._nn.sparse_backprop import sparse_backprop
 from .callbacks import _CheckFinite
 from .data import _NOISE_STREAM, _SHUFFLE_STREAM, SliceIterator, _stream_generator
 
@@ -335,7 +336,9 @@ class AutoencoderNet(NeuralNet):
         x_in = x if self.corrupt is None else self.corrupt(x, self.noise_generator)
         if self.backprop_ is not None and not fit_params and observed is None:
             listeners = self.batch_listeners_["on_grad_computed"]
-            loss, y_pred = backprop(
+            sparse = getattr(self.backprop_, "sparse", None)  # older pickles
+            written_out = backprop if sparse is None else sparse_backprop
+            loss, y_pred = written_out(
                 self.backprop_,
                 self.module_,
                 x_in,
@@ -345,6 +348,8 @@ class AutoencoderNet(NeuralNet):
                 self.noise_generator,
                 0.0 if listeners else self.weight_decay,
             )
+            if sparse is not None and self.batch_listeners_["on_batch_end"]:
+                y_pred = (y_pred[0].dense(), y_pred[1])
             return {"loss": loss, "y_pred": y_pred}
         if self.module_.code_dropout and not fit_params:
             # Code dropout draws from the net's noise stream.

@@ -12,7 +12,6 @@ import torch
 
 from .._nn.activations import ACTIVATIONS
 from .._nn.modules import TiedLinear
-from .._nn.sparse_codes import top_k_mask
 
 __all__ = ["StackedPenalty", "contractive_projection_stacked", "member_bytes"]
 
@@ -88,10 +87,13 @@ class StackedPenalty:
     random : bool
         Whether the penalty draws from the nets' generators (and needs
         gradients, also when it is evaluated on validation data).
+    gradient : callable or None
+        The penalty's ``stacked_gradient`` (see ``written_out``).
     """
 
     def __init__(self, penalties, ndims, device, batched=None):
         self.func = batched or penalties[0].func
+        self.gradient = getattr(penalties[0], "stacked_gradient", None)
         self.random = batched is not None
         self.fixed, self.stacked = {}, {}
         for name, value in penalties[0].keywords.items():
@@ -108,14 +110,23 @@ class StackedPenalty:
         """The penalty of the nets at ``index`` (a tensor of positions)."""
         new = StackedPenalty.__new__(StackedPenalty)
         new.func, new.fixed, new.random = self.func, self.fixed, self.random
+        new.gradient = self.gradient
         new.stacked = {k: v.index_select(0, index) for k, v in self.stacked.items()}
         return new
 
     def __call__(self, module, x, codes, generators, index=None):
+        return self.func(module, x, codes, generators, **self._keywords(index))
+
+    def written_out(self, module, x, step, index=None):
+        """The nets' values and gradients from ``gradient`` (the penalty's
+        ``stacked_gradient``), for ``stacked_sparse.sparse_step``."""
+        return self.gradient(module, x, step, **self._keywords(index))
+
+    def _keywords(self, index):
         stacked = self.stacked
         if index is not None:
             stacked = {k: v.index_select(0, index) for k, v in stacked.items()}
-        return self.func(module, x, codes, generators, **self.fixed, **stacked)
+        return {**self.fixed, **stacked}
 
 
 class _Layout:
@@ -158,30 +169,6 @@ class _Layout:
             params[name]: row[sl].view_as(params[name]).clone()
             for name, sl in zip(self.names, self.slices)
         }
-
-
-class StackedTopK:
-    """``TopK`` over a leading model axis, each model with its own k.
-
-    Each model keeps the ReLU of its own k largest pre-activations of each
-    row (``top_k_mask``): the units ``TopK(k)`` keeps.
-    """
-
-    def __init__(self, ks):
-        self.ks = ks  # LongTensor (M,)
-        # Set by the trainer for the penalty that reads them (AuxK, as on
-        # TopK): each model's rows since each unit was last active.
-        self.samples_since_fired = None
-
-    def select(self, index):
-        return StackedTopK(self.ks.index_select(0, index))
-
-    def __call__(self, a):
-        ks = self.ks.clamp(max=a.shape[-1]).view(-1, 1, 1)
-        mask = top_k_mask(a, ks)
-        if torch.is_grad_enabled():
-            self.pre_activation = a
-        return torch.where(mask, a, 0.0).relu()
 
 
 class _StackedModule:
@@ -250,9 +237,9 @@ class _StackedModule:
     def sparse_code(self):
         return self.code
 
-    def target(self, x):
+    def target(self, x, out=None):
         offset, scale = self.target_units
-        return (x - offset.unsqueeze(1)) * scale[:, None, None]
+        return torch.sub(x, offset.unsqueeze(1), out=out).mul_(scale[:, None, None])
 
     @staticmethod
     def _linear(h, weight, bias):

@@ -95,6 +95,23 @@ def _penalty_gradients(penalty, module, x_in, codes, generator, encoder):
     return term.detach(), grads[0], extra, {}
 
 
+def _output_gradient(plan, output, target, loss, n):
+    """The batch's mean reconstruction error and its gradient with respect
+    to the decoder's output (its logits for cross-entropy)."""
+    if loss == "squared_error":
+        # The decoder predicts the target in its own units.
+        grad = output - (target - plan.target_offset) * plan.target_scale
+        flat = grad.view(-1)
+        value = torch.dot(flat, flat).div_(n)
+        grad.mul_(2.0 / n)
+    else:
+        value = F.binary_cross_entropy_with_logits(
+            output, target, reduction="sum"
+        ).div_(n)
+        grad = torch.sigmoid(output).sub_(target).div_(n)
+    return value, grad
+
+
 class Plan:
     """The tensors of ``module`` that :func:`backprop` reads, in order.
 
@@ -102,7 +119,10 @@ class Plan:
     layer's weight and bias, and whether an activation follows it (all but
     the output layer), so that a step looks nothing up in the module.
     Raises ValueError when ``module`` is not a plain stack of Linear layers
-    each followed by the module's activation (the output layer aside).
+    each followed by the module's activation (the output layer aside), or
+    by a TopK or BatchTopK layer at the code layer: then ``sparse`` is that
+    layer, and the pass to run is ``sparse_backprop.sparse_backprop``
+    (None otherwise).
 
     The references are to the module's own tensors: an owner that is
     copied or pickled must copy or pickle the plan together with the
@@ -124,14 +144,16 @@ class Plan:
         self.target_scale = module.target_scale
         self.layers = []
         self.code_index = None
+        self.sparse = getattr(module, "sparse_code", None)
         for part in (module.encoder, module.decoder):
             children = list(part)
             for i in range(0, len(children), 2):
                 layer = children[i]
                 follower = children[i + 1] if i + 1 < len(children) else None
-                if not isinstance(layer, nn.Linear) or (
-                    follower is not None and type(follower) is not activation_type
-                ):
+                ok_follower = follower is None or type(follower) is activation_type
+                if follower is not None and follower is self.sparse:
+                    ok_follower = True
+                if not isinstance(layer, nn.Linear) or not ok_follower:
                     raise ValueError(f"no written-out backward pass for {part!r}")
                 self.layers.append((layer.weight, layer.bias, follower is not None))
             if part is module.encoder:
@@ -186,18 +208,7 @@ def backprop(
                 in_place(z)
             outputs.append(z)
         codes, output = outputs[code_index], z
-        n = x_in.shape[0]
-        if loss == "squared_error":
-            # The decoder predicts the target in its own units.
-            grad = output - (target - plan.target_offset) * plan.target_scale
-            flat = grad.view(-1)
-            value = torch.dot(flat, flat).div_(n)
-            grad.mul_(2.0 / n)
-        else:
-            value = F.binary_cross_entropy_with_logits(
-                output, target, reduction="sum"
-            ).div_(n)
-            grad = torch.sigmoid(output).sub_(target).div_(n)
+        value, grad = _output_gradient(plan, output, target, loss, x_in.shape[0])
 
         code_grad, extra, pre_grads = None, {}, {}
         if penalty is not None:

@@ -13,6 +13,10 @@ carries
   batch takes when stacked (1 for a factor of the per-net penalty, 2 for a
   value that broadcasts against per-unit statistics), or None when the
   penalty cannot train batched;
+* ``stacked_gradient``: the written-out gradient over a model axis, for
+  the batched step that has one (``_engine.stacked_sparse``),
+  ``stacked_gradient(module, x, step, **keywords)`` returning each net's
+  value and a dict of gradients by parameter, or None;
 * ``stacked``: the batched replacement of ``func`` when it cannot run over
   a model axis as it is, ``stacked(module, x, codes, generators,
   **keywords)``, or None.
@@ -33,6 +37,7 @@ class Penalty(partial):
     ``stacked`` attributes (see the module docstring)."""
 
     gradient = None
+    stacked_gradient = None
     stacked_ndims = None
     stacked = None
 
@@ -43,10 +48,19 @@ class Penalty(partial):
         return copy
 
 
-def make_penalty(func, *, gradient=None, stacked_ndims=None, stacked=None, **keywords):
+def make_penalty(
+    func,
+    *,
+    gradient=None,
+    stacked_gradient=None,
+    stacked_ndims=None,
+    stacked=None,
+    **keywords,
+):
     """The :class:`Penalty` of ``func`` with ``keywords``."""
     penalty = Penalty(func, **keywords)
     penalty.gradient = gradient
+    penalty.stacked_gradient = stacked_gradient
     penalty.stacked_ndims = stacked_ndims
     penalty.stacked = stacked
     return penalty
