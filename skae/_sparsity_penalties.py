@@ -229,6 +229,10 @@ def _auxk_stacked_gradient(module, x, step, *, weight, window):
     columns of the units dead in some net."""
     since = step.since_fired
     dead = since >= window  # (n_nets, n_units)
+    if not isinstance(weight, float):
+        # A net without revival has no dead units to it (their columns
+        # would widen every net's arithmetic for nothing).
+        dead &= (weight > 0).view(-1, 1)
     values = step.output.new_zeros(len(since))
     if isinstance(weight, float) and weight == 0 or not bool(dead.any()):
         return values, {}
