@@ -31,7 +31,7 @@ import torch
 from .._nn.sparse_codes import Workspace, update_since_fired
 from .data import _NOISE_STREAM, _SHUFFLE_STREAM, _stream_generator
 from .members import _Optimizer, _Scores, _Stopping
-from .stacked import _layers, _Layout, _plan, _Stack
+from .stacked import _layers, _Layout, _plan, _Stack, group_batch
 from .stacked_sparse import StackedTopK, sparse_losses, supports_sparse_step
 
 __all__ = ["fit_nets"]
@@ -184,13 +184,7 @@ class _Trainer:
         X, device, alive = self.X, self.device, self.alive
         total = torch.zeros(len(alive), device=device)
         for members, starts, size in groups:
-            if members is None:
-                rows = index[:, starts : starts + size]
-                part = module
-            else:
-                cols = starts.unsqueeze(1) + torch.arange(size, device=device)
-                rows = index.index_select(0, members).gather(1, cols)
-                part = module.select(members)
+            rows, part = group_batch(module, index, (members, starts, size))
             x = X.index_select(0, rows.reshape(-1)).view(*rows.shape, -1)
             # The nets of this group, by position in `nets`.
             positions = alive

@@ -268,6 +268,17 @@ class _StackedModule:
         return codes, self.decode(codes)
 
 
+def group_batch(module, index, group):
+    """The rows of one step's group ``(members, starts, size)`` (see
+    ``_plan``) in the padded row ``index`` (nets, rows), and the stacked
+    module of its nets."""
+    members, starts, size = group
+    if members is None:
+        return index[:, starts : starts + size], module
+    cols = starts.unsqueeze(1) + torch.arange(size, device=index.device)
+    return index.index_select(0, members).gather(1, cols), module.select(members)
+
+
 def _decoder_layer(layer):
     weight, bias, tied = layer
     return (weight.transpose(1, 2) if tied else weight), bias

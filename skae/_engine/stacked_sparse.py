@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .._nn.sparse_backprop import SparseCodes
 from .._nn.sparse_codes import top_k_mask
+from .stacked import group_batch
 
 __all__ = [
     "StackedPass",
@@ -108,13 +109,7 @@ def sparse_losses(trainer, module, index, groups, training=True):
     names = dict(zip(trainer.layout.names, range(len(trainer.layout.names))))
     grads = [None] * len(names)
     for members, starts, size in groups:
-        if members is None:
-            rows = index[:, starts : starts + size]
-            part = module
-        else:
-            cols = starts.unsqueeze(1) + torch.arange(size, device=device)
-            rows = index.index_select(0, members).gather(1, cols)
-            part = module.select(members)
+        rows, part = group_batch(module, index, (members, starts, size))
         buffer = trainer.workspace.tensor
         shape = (*rows.shape, X.shape[1])
         x = torch.index_select(

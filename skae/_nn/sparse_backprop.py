@@ -142,7 +142,7 @@ def select_codes(layer, pre):
         if isinstance(layer, BatchTopK):
             counts = torch.bincount(rows, minlength=n)
             offsets = counts.cumsum(0).sub_(counts)
-            _update_threshold(layer, values)
+            layer.update_threshold(values)
         else:
             offsets = torch.arange(0, len(flat), len(flat) // n, device=pre.device)
         since = layer.samples_since_fired
@@ -182,16 +182,6 @@ def _batch_top_entries(pre, n_keep):
         if index.size == n_keep:
             return torch.from_numpy(index)
     return flat.topk(n_keep).indices.sort().values
-
-
-def _update_threshold(layer, values):
-    positive = values[values > 0]
-    if positive.numel():
-        smallest = positive.min()
-        if layer.threshold < 0:
-            layer.threshold.copy_(smallest)
-        else:
-            layer.threshold.lerp_(smallest, layer.momentum)
 
 
 def sparse_backprop(plan, module, x_in, target, loss, penalty, generator, weight_decay):

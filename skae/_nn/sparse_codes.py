@@ -213,17 +213,22 @@ class BatchTopK(_TrackedCodes):
         n_keep = min(self.k * a.shape[0], flat.numel())
         values, index = flat.topk(n_keep)
         codes = torch.zeros_like(flat).scatter(0, index, values.relu())
+        self.update_threshold(values)
+        codes = codes.view_as(a)
+        self._track(a, codes)
+        return codes
+
+    def update_threshold(self, kept):
+        """Move the threshold towards the smallest positive of a training
+        batch's kept pre-activations ``kept`` (set by the first batch)."""
         with torch.no_grad():
-            positive = values[values > 0]
+            positive = kept[kept > 0]
             if positive.numel():
                 smallest = positive.min()
                 if self.threshold < 0:
                     self.threshold.copy_(smallest)
                 else:
                     self.threshold.lerp_(smallest, self.momentum)
-        codes = codes.view_as(a)
-        self._track(a, codes)
-        return codes
 
     def numpy_forward(self, h):
         threshold = max(float(self.threshold), 0.0)
