@@ -179,10 +179,8 @@ def _auxk_gradient(module, x, codes, generator, encoder, *, weight, window):
     units' columns alone: ``(value, None, param_grads, {})``, the gradients
     of the code layer's and the decoder's weights and the code layer's bias
     (a one-layer encoder and decoder: where AuxK applies)."""
-    layer = module.sparse_code
     pre_activation = encoder.pre_activation
-    layer.__dict__.pop("pre_activation", None)
-    dead = layer.samples_since_fired >= window
+    dead = module.sparse_code.samples_since_fired >= window
     if weight == 0 or not module.training or not bool(dead.any()):
         return encoder.output.new_zeros(()), None, {}, {}
     units = dead.nonzero().squeeze(1)
@@ -203,11 +201,10 @@ def _auxk_gradient(module, x, codes, generator, encoder, *, weight, window):
     value = error.square().sum() * (scale / n)
     error_grad = error.mul_(2 * scale / n)
     pre_grad = (error_grad @ atoms).mul_(aux_codes > 0)
-    xc = (x - module.input_offset) * module.input_scale
     decoder_grad = torch.zeros_like(decoder)
     decoder_grad.index_copy_(1, units, error_grad.t() @ aux_codes)
     weight_grad = torch.zeros_like(code_layer.weight)
-    weight_grad.index_copy_(0, units, pre_grad.t() @ xc)
+    weight_grad.index_copy_(0, units, pre_grad.t() @ encoder.inputs)
     bias_grad = torch.zeros_like(code_layer.bias)
     bias_grad.index_copy_(0, units, pre_grad.sum(dim=0))
     return (

@@ -6,8 +6,9 @@ computed densely (one ``baddbmm``); each net keeps its rows' k largest
 (``top_k_mask``), and every product that reads the codes runs on the
 kept entries of all nets at once, with the nets' decoder columns and
 encoder rows laid end to end (``n_nets * n_units`` of them): the decoder
-is one ``embedding_bag``, the weight gradients ``index_add``s, the codes'
-gradient a dot product per kept entry. No autograd graph is made.
+is one ``embedding_bag``, the weight gradients ``embedding_bag``s over the
+entries grouped by unit, the codes' gradient a dot product per kept
+entry. No autograd graph is made.
 
 A penalty joins through its ``stacked_gradient`` (``Penalty``): given the
 stacked module, the batch, the kept entries and a :class:`StackedPass`,
@@ -18,11 +19,10 @@ gradients agree with autograd's through ``_StackedModule.forward``
 
 from functools import partial
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._nn.sparse_backprop import SparseCodes
+from .._nn.sparse_backprop import SparseCodes, flat_entries
 from .._nn.sparse_codes import top_k_mask
 from .stacked import group_batch
 
@@ -134,14 +134,11 @@ def sparse_losses(trainer, module, index, groups, training=True):
             trainer.workspace,
             training,
         )
+        total = total + loss if members is None else total.index_add(0, members, loss)
         if not training:
-            total = (
-                total + loss if members is None else total.index_add(0, members, loss)
-            )
             continue
         if members is not None:
             trainer.since_fired.index_copy_(0, members, counts)
-        total = total + loss if members is None else total.index_add(0, members, loss)
         (w_enc, b_enc), (w_dec, b_dec, _) = part.encoder[0], part.decoder[0]
         (w_name, b_name, _), (dw_name, db_name, _) = (
             trainer.encoder[0],
@@ -213,7 +210,7 @@ def sparse_step(
             out=buffer("pre", (n_nets, n, m)),
         )
         ks = part.code.ks.clamp(max=m).view(-1, 1, 1)
-        flat = _flat(top_k_mask(pre, ks, workspace))
+        flat = flat_entries(top_k_mask(pre, ks, workspace))
         # The nets' codes as one block-diagonal matrix: each entry's row
         # among all nets' rows (net * n + row), its unit among all nets'
         # units (net * m + unit).
@@ -225,7 +222,7 @@ def sparse_step(
             row, col, values, counts.cumsum(0).sub_(counts), (n_nets * n, n_nets * m)
         )
         atoms = w_dec.detach().mT.reshape(n_nets * m, n_features)  # a copy
-        output = codes.times(atoms, out=buffer("output")).view(n_nets, n, n_features)
+        output = codes.times(atoms).view(n_nets, n, n_features)
         output += b_dec.detach().unsqueeze(1)
 
         if loss == "squared_error":
@@ -280,10 +277,3 @@ def _buffers(workspace, like):
         return workspace.tensor(name, shape, like.dtype, like.device)
 
     return buffer
-
-
-def _flat(mask):
-    """Row-major flat indices of a boolean mask (NumPy's on the CPU)."""
-    if mask.device.type == "cpu":
-        return torch.from_numpy(np.flatnonzero(mask.numpy()))
-    return mask.reshape(-1).nonzero().squeeze(1)

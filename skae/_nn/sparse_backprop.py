@@ -4,9 +4,9 @@ With k of the code layer's units active in a row, the products that read
 the codes need only the active entries. Here they are computed from those
 alone, as Gao et al. 2024's kernels do: the decoder's first layer is an
 ``embedding_bag`` over its columns weighted by the active codes (the
-sparse decoder), its weight gradient an ``index_add`` of the output
-gradient's rows, the codes' gradient one dot product per active entry, and
-the code layer's weight gradient an ``index_add`` of its input's rows. Of
+sparse decoder), its weight gradient and the code layer's
+``embedding_bag``s over the entries grouped by unit, and the codes'
+gradient one dot product per active entry. Of
 the code-sized tensors (``n_rows x n_units``) only the pre-activations are
 made (and, to find each row's k largest, their sort); on the CPU, where a
 freshly written tensor of that size costs more than the arithmetic on the
@@ -15,8 +15,9 @@ k active entries, this is most of a step.
 The arithmetic is autograd's on the same codes (``SparseCodes`` holds the
 entries TopK or BatchTopK keeps, with their ReLU), so the gradients agree
 with those of the module's own forward pass to float rounding
-(``tests/test_sparse_backprop.py``). :func:`sparse_backprop` is called by
-``backprop.backprop`` when the plan's code layer is one of these.
+(``tests/test_sparse_backprop.py``). The training engine runs
+:func:`sparse_backprop` instead of ``backprop.backprop`` when the plan's
+code layer is one of these (``Plan.sparse``).
 """
 
 import numpy as np
@@ -24,12 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from .backprop import EncoderPass, _output_gradient, _penalty_gradients
-from .sparse_codes import _SORT_MAX_UNITS, BatchTopK, top_k_mask
+from .sparse_codes import BatchTopK, top_k_mask
 
-__all__ = ["SparseCodes", "select_codes", "sparse_backprop"]
-
-# Rows of SparseCodes.times(out=...) are made in blocks of this many bytes.
-_BLOCK_BYTES = 1 << 19
+__all__ = ["SparseCodes", "flat_entries", "select_codes", "sparse_backprop"]
 
 
 class SparseCodes:
@@ -56,25 +54,8 @@ class SparseCodes:
         codes = self.values.new_zeros(self.shape)
         return codes.index_put_((self.rows, self.cols), self.values)
 
-    def times(self, weight, bias=None, out=None):
-        """``codes @ weight`` for ``weight`` of shape ``(n_units, n)``;
-        written into ``out`` when given, a block of rows at a time (so that
-        no fresh tensor of its size is made)."""
-        if out is not None:
-            out = out.view(self.shape[0], weight.shape[1])
-            block = max(1, _BLOCK_BYTES // (weight.shape[1] * weight.element_size()))
-            ends = self.offsets.tolist()[block::block] + [len(self.cols)]
-            start_entry = 0
-            for i, end_entry in zip(range(0, self.shape[0], block), ends):
-                out[i : i + block] = F.embedding_bag(
-                    self.cols[start_entry:end_entry],
-                    weight,
-                    self.offsets[i : i + block] - start_entry,
-                    mode="sum",
-                    per_sample_weights=self.values[start_entry:end_entry],
-                )
-                start_entry = end_entry
-            return out if bias is None else out.add_(bias)
+    def times(self, weight, bias=None):
+        """``codes @ weight`` for ``weight`` of shape ``(n_units, n)``."""
         product = F.embedding_bag(
             self.cols,
             weight,
@@ -135,7 +116,7 @@ def select_codes(layer, pre):
         if isinstance(layer, BatchTopK):
             flat = _batch_top_entries(pre, min(layer.k * n, n * m))
         else:
-            flat = _top_k_entries(pre, min(layer.k, m))
+            flat = flat_entries(top_k_mask(pre, min(layer.k, m)))
         rows = torch.div(flat, m, rounding_mode="floor")
         cols = flat - rows * m
         values = pre.reshape(-1).index_select(0, flat).relu_()
@@ -150,23 +131,11 @@ def select_codes(layer, pre):
     return SparseCodes(rows, cols, values, offsets, (n, m))
 
 
-def _flat_entries(mask):
+def flat_entries(mask):
     """The row-major flat indices of a boolean mask, as a LongTensor."""
     if mask.device.type == "cpu":
         return torch.from_numpy(np.flatnonzero(mask.numpy()))
     return mask.reshape(-1).nonzero().squeeze(1)
-
-
-def _top_k_entries(pre, k):
-    """Flat indices of each row's ``k`` largest entries, row by row."""
-    n, m = pre.shape
-    if pre.device.type == "cpu" and m <= _SORT_MAX_UNITS:
-        a = pre.numpy()
-        mask = a >= np.sort(a, axis=-1)[:, m - k : m - k + 1]
-        flat = np.flatnonzero(mask)
-        if flat.size == n * k:  # no tie at a row's k-th value
-            return torch.from_numpy(flat)
-    return _flat_entries(top_k_mask(pre, k))
 
 
 def _batch_top_entries(pre, n_keep):
@@ -189,8 +158,8 @@ def sparse_backprop(plan, module, x_in, target, loss, penalty, generator, weight
     BatchTopK (``plan.sparse``); same arguments and return value, but for
     the codes, returned as :class:`SparseCodes` (``.dense()`` for the
     tensor). A penalty's written-out gradient is called with them too, and
-    its ``encoder`` argument has two more attributes: ``pre_activation``,
-    the code layer's, and ``output``, the decoder's."""
+    its ``encoder`` argument has three more attributes: ``inputs`` and
+    ``pre_activation``, the code layer's, and ``output``, the decoder's."""
     layers, code_index = plan.layers, plan.code_index
     in_place, backward = plan.in_place, plan.backward
     with torch.no_grad():
@@ -216,6 +185,7 @@ def sparse_backprop(plan, module, x_in, target, loss, penalty, generator, weight
         code_grad, extra = None, {}
         if penalty is not None:
             encoder = EncoderPass(plan, outputs)
+            encoder.inputs = inputs[code_index]
             encoder.pre_activation = outputs[code_index]
             encoder.output = output
             # A written-out gradient gets the SparseCodes; autograd the
