@@ -103,6 +103,9 @@ def _auxk(window):
         ("topk", 4, (), "squared_error", True, 0.0),
         ("topk", 4, (), "squared_error", True, 0.1),
         ("batch_topk", 4, (), "squared_error", True, 0.0),
+        # More dead units than k_aux: AuxK keeps its k_aux per row.
+        ("topk", 1, (), "squared_error", True, 0.0),
+        ("batch_topk", 1, (), "squared_error", True, 0.1),
         ("batch_topk", 12, (), "squared_error", False, 0.0),
         ("topk", 4, (9,), "squared_error", False, 0.05),
         ("batch_topk", 4, (9,), "binary_cross_entropy", False, 0.0),
@@ -126,6 +129,11 @@ def test_gradients_match_autograd(kind, k, hidden, loss, revival, weight_decay):
     v, c, g = _written_out(module, x, loss, penalty, weight_decay)
     torch.testing.assert_close(v, v_ref)
     torch.testing.assert_close(c, c_ref)
+    if revival and k == 1:
+        # The case is the one it is meant to be: more units dead after the
+        # batch than AuxK's k_aux (n_features // 2).
+        n_dead = int((module.sparse_code.samples_since_fired >= 5.0).sum())
+        assert n_dead > x.shape[1] // 2
     assert g.keys() == g_ref.keys()
     for name in g:
         torch.testing.assert_close(g[name], g_ref[name], msg=name)
