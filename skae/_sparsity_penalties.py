@@ -18,7 +18,6 @@ from ._nn.objectives import (
     l1_sparsity_gradient,
 )
 from ._nn.penalty import make_penalty
-from ._nn.sparse_backprop import SparseCodes, flat_entries
 from ._nn.sparse_codes import top_k_mask
 
 # sparsity_weight="auto": beta for KL, lambda for L1 (see the docstring).
@@ -190,23 +189,24 @@ def _auxk_gradient(module, x, codes, generator, encoder, *, weight, window):
     k_aux = max(1, decoder.shape[0] // 2)
     pre = pre_activation.index_select(1, units)
     atoms = decoder.index_select(1, units)
+    if len(units) > k_aux:
+        kept = top_k_mask(pre, k_aux)
+        aux_codes = torch.where(kept, pre, 0.0).relu_()
+    else:
+        aux_codes = pre.relu()
     residual = module.target(x) - encoder.output
+    error = aux_codes @ atoms.t() - residual
     n = x.shape[0]
     scale = weight * min(len(units) / k_aux, 1.0)
-    if len(units) > k_aux:
-        # The k_aux kept per row, as the main pass keeps its k: products
-        # over those entries only (with many dead units, dense products
-        # over all of them were most of a step).
-        grads = _sparse_auxk(pre, atoms, residual, encoder.inputs, k_aux, scale / n)
-    else:
-        grads = _dense_auxk(pre, atoms, residual, encoder.inputs, scale / n)
-    value, decoder_cols, weight_rows, bias_rows = grads
+    value = error.square().sum() * (scale / n)
+    error_grad = error.mul_(2 * scale / n)
+    pre_grad = (error_grad @ atoms).mul_(aux_codes > 0)
     decoder_grad = torch.zeros_like(decoder)
-    decoder_grad.index_copy_(1, units, decoder_cols)
+    decoder_grad.index_copy_(1, units, error_grad.t() @ aux_codes)
     weight_grad = torch.zeros_like(code_layer.weight)
-    weight_grad.index_copy_(0, units, weight_rows)
+    weight_grad.index_copy_(0, units, pre_grad.t() @ encoder.inputs)
     bias_grad = torch.zeros_like(code_layer.bias)
-    bias_grad.index_copy_(0, units, bias_rows)
+    bias_grad.index_copy_(0, units, pre_grad.sum(dim=0))
     return (
         value,
         None,
@@ -217,39 +217,6 @@ def _auxk_gradient(module, x, codes, generator, encoder, *, weight, window):
         },
         {},
     )
-
-
-def _dense_auxk(pre, atoms, residual, inputs, factor):
-    """AuxK's value ``factor * ||relu(pre) @ atoms.T - residual||^2`` and
-    its gradients (decoder columns, code-layer rows, biases) of the dead
-    units, all of them kept."""
-    aux_codes = pre.relu()
-    error = aux_codes @ atoms.t() - residual
-    value = error.square().sum() * factor
-    error_grad = error.mul_(2 * factor)
-    pre_grad = (error_grad @ atoms).mul_(aux_codes > 0)
-    return value, error_grad.t() @ aux_codes, pre_grad.t() @ inputs, pre_grad.sum(0)
-
-
-def _sparse_auxk(pre, atoms, residual, inputs, k_aux, factor):
-    """:func:`_dense_auxk` with each row's ``k_aux`` largest of ``pre``
-    kept, through the sparse pass's ``SparseCodes``."""
-    n, m = pre.shape
-    flat = flat_entries(top_k_mask(pre, k_aux))  # exactly k_aux per row
-    rows = torch.div(flat, m, rounding_mode="floor")
-    cols = flat - rows * m
-    values = pre.reshape(-1).index_select(0, flat).relu_()
-    offsets = torch.arange(0, len(flat), k_aux, device=pre.device)
-    codes = SparseCodes(rows, cols, values, offsets, (n, m))
-    unit_atoms = atoms.t().contiguous()  # (n_dead, n_features)
-    error = codes.times(unit_atoms).sub_(residual)
-    value = error.square().sum() * factor
-    error_grad = error.mul_(2 * factor)
-    entry_grad = codes.entry_dots(unit_atoms, error_grad).mul_(values > 0)
-    decoder_cols = codes.transpose_times(error_grad, values).t()
-    weight_rows = codes.transpose_times(inputs, entry_grad)
-    bias_rows = entry_grad.new_zeros(m).index_add_(0, cols, entry_grad)
-    return value, decoder_cols, weight_rows, bias_rows
 
 
 def _auxk_stacked_gradient(module, x, step, *, weight, window):
