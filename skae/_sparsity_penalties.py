@@ -180,10 +180,11 @@ def _auxk_gradient(module, x, codes, generator, encoder, *, weight, window):
     of the code layer's and the decoder's weights and the code layer's bias
     (a one-layer encoder and decoder: where AuxK applies)."""
     pre_activation = encoder.pre_activation
-    dead = module.sparse_code.samples_since_fired >= window
-    if weight == 0 or not module.training or not bool(dead.any()):
+    if weight == 0 or not module.training:
         return encoder.output.new_zeros(()), None, {}, {}
-    units = dead.nonzero().squeeze(1)
+    units = (module.sparse_code.samples_since_fired >= window).nonzero().squeeze(1)
+    if not len(units):
+        return encoder.output.new_zeros(()), None, {}, {}
     decoder = module.decoder_input_layer.weight  # (n_features, n_units)
     code_layer = module.code_layer
     k_aux = max(1, decoder.shape[0] // 2)
@@ -231,13 +232,15 @@ def _auxk_stacked_gradient(module, x, step, *, weight, window):
         # would widen every net's arithmetic for nothing).
         dead &= (weight > 0).view(-1, 1)
     values = step.output.new_zeros(len(since))
-    if isinstance(weight, float) and weight == 0 or not bool(dead.any()):
+    if isinstance(weight, float) and weight == 0:
+        return values, {}
+    units = dead.any(dim=0).nonzero().squeeze(1)
+    if not len(units):
         return values, {}
     decoder = module.decoder_input_layer.weight  # (n_nets, n_features, n_units)
     code_layer = module.code_layer
     n = x.shape[1]
     k_aux = max(1, decoder.shape[-2] // 2)
-    units = dead.any(dim=0).nonzero().squeeze(1)
     dead = dead.index_select(1, units)
     pre = step.pre_activation.index_select(2, units)
     atoms = decoder.detach().index_select(2, units)
