@@ -10,7 +10,9 @@ missing entries (standardized units) and the pipeline's accuracy.
 
 Imputers: ``SimpleImputer()`` (column means), ``KNNImputer()``,
 ``IterativeImputer(max_iter=10)`` (BayesianRidge, scikit-learn's
-default) and ``AutoencoderImputer()`` (defaults).
+default) and ``AutoencoderImputer()`` (defaults), beside it
+``AutoencoderImputer(indicate_missing=False)`` (the network not told which
+entries are missing).
 
 Then raw iris and diabetes (20% missing, the whole data set) at their own
 scale and multiplied by 1e6: RMSE / std of the missing entries, which the
@@ -66,6 +68,10 @@ def imputers(seed):
         "KNNImputer": KNNImputer(),
         "IterativeImputer": IterativeImputer(max_iter=10, random_state=seed),
         "AutoencoderImputer": AutoencoderImputer(random_state=seed),
+        # The same without the missing indicators among its inputs.
+        "AutoencoderImputer, no indicators": AutoencoderImputer(
+            indicate_missing=False, random_state=seed
+        ),
     }
 
 

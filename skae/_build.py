@@ -160,6 +160,7 @@ class _NetMixin:
             and old is not None
             and corrupt.func is old.func
             and corrupt.keywords.get("level") == old.keywords.get("level")
+            and corrupt.keywords.get("n_values") == old.keywords.get("n_values")
         )
         # The same noise keeps the range it was built with (salt and pepper's
         # training minimum and maximum), not the range of this call's X.

@@ -8,22 +8,44 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseAutoencoder
 
+# Each noise takes ``n_values``: None corrupts every column; an int n
+# corrupts the first n only, the others being AutoencoderImputer's missing
+# indicators (1 where the value is missing), which masking sets to 1 where
+# it hides a value, as a gap would be.
 
-def _gaussian(x, generator, *, level):
+
+def _split(x, n_values):
+    if n_values is None:
+        return x, None
+    return x[:, :n_values], x[:, n_values:]
+
+
+def _joined(values, indicators):
+    return values if indicators is None else torch.cat([values, indicators], dim=1)
+
+
+def _gaussian(x, generator, *, level, n_values=None):
+    x, indicators = _split(x, n_values)
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    return x + level * noise
+    return _joined(x + level * noise, indicators)
 
 
-def _masking(x, generator, *, level):
+def _masking(x, generator, *, level, n_values=None):
+    x, indicators = _split(x, n_values)
     keep = torch.rand(x.shape, generator=generator, device=x.device) >= level
-    return x * keep
+    if indicators is not None:
+        indicators = torch.where(keep, indicators, 1.0)
+    return _joined(x * keep, indicators)
 
 
-def _salt_and_pepper(x, generator, *, level, low, high):
+def _salt_and_pepper(x, generator, *, level, low, high, n_values=None):
+    x, indicators = _split(x, n_values)
     u = torch.rand(x.shape, generator=generator, device=x.device)
     low, high = low.to(x.device), high.to(x.device)
+    if n_values is not None:
+        low, high = low[:n_values], high[:n_values]
     x = torch.where(u < level / 2, low, x)
-    return torch.where((u >= level / 2) & (u < level), high, x)
+    return _joined(torch.where((u >= level / 2) & (u < level), high, x), indicators)
 
 
 class DenoisingAutoencoder(_BaseAutoencoder):
@@ -297,15 +319,23 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         self.noise_level = noise_level
 
     def _corruption(self, X):
+        # The columns after the first _n_values are missing indicators
+        # (set by AutoencoderImputer for its fit): not corrupted.
+        options = {}
+        n_values = getattr(self, "_n_values", None)
+        if n_values is not None:
+            options["n_values"] = n_values
         if self.noise == "gaussian":
-            return partial(_gaussian, level=self.noise_level)
+            return partial(_gaussian, level=self.noise_level, **options)
         if self.noise_level > 1:
             raise ValueError(
                 f"noise={self.noise!r} takes noise_level as a probability in "
                 f"[0, 1], got {self.noise_level}."
             )
         if self.noise == "masking":
-            return partial(_masking, level=self.noise_level)
+            return partial(_masking, level=self.noise_level, **options)
         low = torch.as_tensor(X.min(axis=0), dtype=torch.float32)
         high = torch.as_tensor(X.max(axis=0), dtype=torch.float32)
-        return partial(_salt_and_pepper, level=self.noise_level, low=low, high=high)
+        return partial(
+            _salt_and_pepper, level=self.noise_level, low=low, high=high, **options
+        )

@@ -26,13 +26,16 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     the column mean (0 once standardized) and fits a clone of ``estimator``
     on the result with the missing entries left out of its loss: the
     network learns to rebuild each row from what was observed, and is never
-    taught to reproduce the fill. The default estimator, a
-    :class:`DenoisingAutoencoder` with masking noise, also hides a random
-    fraction of the observed entries at every step (set to the column mean,
-    as the gaps are) and is scored on them: it learns to fill what it does
-    not see, which is the task. ``transform`` fills each gap with the
-    reconstruction of its row, then reconstructs again from the filled rows
-    (``n_passes`` times in all); observed entries are returned unchanged.
+    taught to reproduce the fill. With ``indicate_missing`` (the default)
+    the network also reads which entries of each row are missing (one 0/1
+    column per feature), so that a gap and an observed value at the mean
+    are told apart. The default estimator, a :class:`DenoisingAutoencoder`
+    with masking noise, also hides a random fraction of the observed
+    entries at every step (set to the column mean and marked missing, as
+    the gaps are) and is scored on them: it learns to fill what it does not
+    see, which is the task. ``transform`` fills each gap with the
+    reconstruction of its row; with ``n_passes`` above 1 it reconstructs
+    again from the filled rows. Observed entries are returned unchanged.
 
     This is inpainting in scikit-learn's vocabulary, and a drop-in
     replacement for :class:`~sklearn.impute.SimpleImputer`,
@@ -45,16 +48,25 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         The autoencoder to fit (one of skae's four, unfitted; cloned) on
         the standardized data. None is ``DenoisingAutoencoder(
         noise="masking", noise_level=0.15, loss="squared_error",
-        random_state=random_state)``. The missing entries are left out of
-        its loss whichever it is; the extra masking is its own corruption.
+        n_iter_no_change=30, random_state=random_state)`` (a stopping rule
+        more patient than the estimator's default: the loss of a masked
+        fit is noisy, and it goes on improving the fills after the first
+        pause). The missing entries are left out of its loss whichever it
+        is; the extra masking is its own corruption.
 
     missing_values : int, float or np.nan, default=np.nan
         The placeholder of a missing entry. NaN in X when it is something
         else is an error.
 
-    n_passes : int, default=3
+    indicate_missing : bool, default=True
+        Whether the autoencoder reads, beside each standardized row, which
+        of its entries are missing: it is fitted on ``n_features`` more
+        columns (1 where missing, else 0), which are left out of its loss.
+
+    n_passes : int, default=1
         Reconstructions in ``transform``: the first from the mean-filled
-        rows, each next one from the rows the previous one filled.
+        rows, each next one from the rows the previous one filled (their
+        fills then read as observed values).
 
     add_indicator : bool, default=False
         Whether to append :class:`~sklearn.impute.MissingIndicator`'s
@@ -67,7 +79,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     estimator_ : skae autoencoder
-        The fitted autoencoder, on standardized data.
+        The fitted autoencoder, on standardized data (and the missing
+        indicators after them, with ``indicate_missing``).
 
     statistics_ : ndarray of shape (n_features,)
         Each column's mean over its observed entries (the first fill).
@@ -111,6 +124,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "transform", "inverse_transform"]), None],
         "missing_values": [Real, Integral, None],
+        "indicate_missing": ["boolean"],
         "n_passes": [Interval(Integral, 1, None, closed="left")],
         "add_indicator": ["boolean"],
         "random_state": ["random_state"],
@@ -121,12 +135,14 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         estimator=None,
         *,
         missing_values=np.nan,
-        n_passes=3,
+        indicate_missing=True,
+        n_passes=1,
         add_indicator=False,
         random_state=None,
     ):
         self.estimator = estimator
         self.missing_values = missing_values
+        self.indicate_missing = indicate_missing
         self.n_passes = n_passes
         self.add_indicator = add_indicator
         self.random_state = random_state
@@ -170,15 +186,24 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 noise="masking",
                 noise_level=0.15,
                 loss="squared_error",
+                n_iter_no_change=30,
                 random_state=self.random_state,
             )
         estimator = clone(estimator)
+        Z = self._standardized(X, missing)
+        if self.indicate_missing:
+            # The indicators are inputs, not targets; the noise leaves them
+            # but for marking what it hides (DenoisingAutoencoder's n_values).
+            Z = self._with_indicators(Z, missing)
+            observed = np.hstack([observed, np.zeros_like(observed)])
+            estimator._n_values = X.shape[1]
         # The engine leaves the entries marked False out of the loss.
         estimator._observed = observed
         try:
-            estimator.fit(self._standardized(X, missing))
+            estimator.fit(Z)
         finally:
             del estimator._observed
+            estimator.__dict__.pop("_n_values", None)
         self.estimator_ = estimator
         self.indicator_ = None
         if self.add_indicator:
@@ -205,9 +230,14 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X, missing = self._validate(X, reset=False)
         Z = self._standardized(X, missing)
+        gaps = missing
         for _ in range(self.n_passes):
-            rebuilt = self.estimator_.inverse_transform(self.estimator_.transform(Z))
-            Z[missing] = rebuilt[missing]
+            Z_in = Z
+            if self.indicate_missing:
+                Z_in = self._with_indicators(Z, gaps)
+            rebuilt = self.estimator_.inverse_transform(self.estimator_.transform(Z_in))
+            Z[missing] = rebuilt[:, : X.shape[1]][missing]
+            gaps = np.zeros_like(missing)  # the fills read as observed now
         X_filled = np.array(X, dtype=X.dtype, copy=True)
         X_filled[missing] = (Z * self.scale_ + self.statistics_)[missing]
         if self.indicator_ is not None:
@@ -251,6 +281,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 "or replace the NaN."
             )
         return X, X == self.missing_values
+
+    @staticmethod
+    def _with_indicators(Z, missing):
+        return np.hstack([Z, missing.astype(Z.dtype)])
 
     def _standardized(self, X, missing):
         Z = (X - self.statistics_) / self.scale_

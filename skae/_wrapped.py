@@ -88,7 +88,11 @@ def wrapper_from_json(file, spec, inner):
         if not _FITTED_NAME.fullmatch(name) or name in _RESTORED or hasattr(cls, name):
             raise _invalid(file, f"it holds the invalid fitted attribute {name!r}")
         setattr(wrapper, name, value)
-    if fitted.get("n_features_in_") != inner.n_features_in_:
+    # The imputer's autoencoder reads the missing indicators after the data.
+    inner_width = fitted.get("n_features_in_")
+    if cls is AutoencoderImputer and params.get("indicate_missing", False):
+        inner_width = 2 * inner_width if isinstance(inner_width, int) else None
+    if inner_width != inner.n_features_in_:
         raise _invalid(file, "its wrapper and autoencoder disagree on n_features_in_")
     wrapper.estimator_ = inner
     if cls is AutoencoderImputer:

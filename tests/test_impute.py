@@ -114,6 +114,55 @@ def test_a_never_observed_feature_gets_no_gradient(low_rank):
     assert np.abs(w1[others] - w6[others]).min(axis=1).max() > 0
 
 
+def test_noise_marks_what_it_hides_and_spares_the_indicators():
+    """Check the noises on the imputer's input (values, then missing
+    indicators): masking sets the values it hides to 0 and marks them
+    missing; no noise changes an indicator otherwise."""
+    from skae._denoising import _gaussian, _masking, _salt_and_pepper
+
+    rng = np.random.RandomState(0)
+    values = torch.tensor(rng.normal(size=(300, 4)) + 3.0)
+    indicators = torch.tensor((rng.uniform(size=(300, 4)) < 0.3).astype(float))
+    x = torch.cat([values, indicators], dim=1)
+    generator = torch.Generator().manual_seed(0)
+    out = _masking(x, generator, level=0.4, n_values=4)
+    hidden = out[:, :4] == 0
+    assert 0.3 < hidden.double().mean() < 0.5
+    torch.testing.assert_close(out[:, :4][~hidden], values[~hidden])
+    assert (out[:, 4:][hidden] == 1).all()
+    torch.testing.assert_close(out[:, 4:][~hidden], indicators[~hidden])
+    low, high = x.min(dim=0).values.float(), x.max(dim=0).values.float()
+    for noisy in (
+        _gaussian(x, generator, level=0.5, n_values=4),
+        _salt_and_pepper(x, generator, level=0.5, low=low, high=high, n_values=4),
+    ):
+        assert (noisy[:, :4] != values).double().mean() > 0.2
+        torch.testing.assert_close(noisy[:, 4:], indicators)
+
+
+def test_missing_indicators_are_inputs_not_targets(low_rank):
+    """Check that with ``indicate_missing`` the autoencoder reads one
+    indicator column per feature and is never trained to output them: the
+    decoder's output units for those columns keep their initial zero
+    weights."""
+    _, X_missing = low_rank
+    imputer = AutoencoderImputer(
+        DenoisingAutoencoder(n_components=2, noise="masking", **FAST)
+    ).fit(X_missing)
+    assert imputer.estimator_.n_features_in_ == 16
+    weight = imputer.estimator_.net_.module_.decoder[-1].weight.detach().numpy()
+    assert np.abs(weight[:8]).min(axis=1).max() > 0
+    np.testing.assert_array_equal(weight[8:], 0.0)
+    assert not hasattr(imputer.estimator_, "_n_values")
+    plain = AutoencoderImputer(
+        DenoisingAutoencoder(n_components=2, noise="masking", **FAST),
+        indicate_missing=False,
+    ).fit(X_missing)
+    assert plain.estimator_.n_features_in_ == 8
+    filled = plain.transform(X_missing)
+    assert np.isfinite(filled).all()
+
+
 def test_add_indicator_and_feature_names(low_rank):
     _, X_missing = low_rank
     X_missing = X_missing.copy()
