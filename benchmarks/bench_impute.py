@@ -24,6 +24,8 @@ Targets: lower RMSE than ``KNNImputer`` everywhere, and no worse than 1.05x
     python benchmarks/bench_impute.py --threads 1                # seed 0
     python benchmarks/bench_impute.py --threads 1 --seeds 0 1 2  # their mean
     python benchmarks/bench_impute.py --quick   # 20% missing only
+    python benchmarks/bench_impute.py --threads 1 --seeds 0 1 2 --variants \
+        --datasets breast_cancer   # with a ReLU encoder too
 """
 
 import argparse
@@ -53,7 +55,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks._harness import text_table, use_threads  # noqa: E402
-from skae import AutoencoderImputer  # noqa: E402
+from skae import AutoencoderImputer, DenoisingAutoencoder  # noqa: E402
 
 DATASETS = {
     "digits": load_digits,
@@ -62,7 +64,20 @@ DATASETS = {
 }
 
 
-def imputers(seed):
+def imputers(seed, variants=False):
+    if variants:
+        # The network as a hyperparameter: a ReLU encoder.
+        relu = DenoisingAutoencoder(
+            noise="masking",
+            noise_level=0.15,
+            loss="squared_error",
+            n_iter_no_change=30,
+            activation="relu",
+            random_state=seed,
+        )
+        return imputers(seed) | {
+            "AutoencoderImputer, ReLU": AutoencoderImputer(relu, random_state=seed)
+        }
     return {
         "SimpleImputer": SimpleImputer(),
         "KNNImputer": KNNImputer(),
@@ -111,18 +126,26 @@ def main():
         help="seeds of the missing entries, the split and the imputers; "
         "the table shows the mean over them",
     )
+    parser.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS)
+    )
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="add AutoencoderImputer with a ReLU encoder",
+    )
     args = parser.parse_args()
     use_threads(args.threads)
     rates = (0.2,) if args.quick else (0.1, 0.2, 0.4)
     rows, checks = [], []
     warned = 0
-    for name, load in DATASETS.items():
-        X, y = load(return_X_y=True)
+    for name in args.datasets:
+        X, y = DATASETS[name](return_X_y=True)
         X = StandardScaler().fit_transform(X)
         for rate in rates:
             figures = {}
             for seed in args.seeds:
-                warned += _one_split(X, y, rate, seed, figures)
+                warned += _one_split(X, y, rate, seed, figures, args.variants)
                 print(f"  {name} {rate:.0%} seed {seed}: done", flush=True)
             means = {k: np.mean(v, axis=0) for k, v in figures.items()}
             for imp_name, (rmse, accuracy, seconds) in means.items():
@@ -164,7 +187,7 @@ def main():
         )
 
 
-def _one_split(X, y, rate, seed, figures):
+def _one_split(X, y, rate, seed, figures, variants=False):
     """Remove ``rate`` of X's entries (``seed``), split, fit every imputer
     in its pipeline; append (RMSE, accuracy, seconds) to ``figures`` by
     imputer. Returns the number of ConvergenceWarnings."""
@@ -176,7 +199,7 @@ def _one_split(X, y, rate, seed, figures):
     _, X_true, X_train, X_test, y_train, y_test = split
     missing = np.isnan(X_test)
     warned = 0
-    for imp_name, imputer in imputers(seed).items():
+    for imp_name, imputer in imputers(seed, variants).items():
         pipe = make_pipeline(imputer, LogisticRegression(max_iter=2000))
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
