@@ -78,6 +78,10 @@ def wrapper_from_json(file, spec, inner):
     fitted = _decode(file, spec, "fitted")
     if not isinstance(params, dict) or not isinstance(fitted, dict):
         raise _invalid(file, "the wrapper's 'params' and 'fitted' must be objects")
+    if cls is AutoencoderImputer and "indicate_missing" not in params:
+        # Written before the parameter existed: the autoencoder read no
+        # indicators.
+        params["indicate_missing"] = False
     estimator = clone(inner) if spec["estimator_given"] is True else None
     try:
         wrapper = cls(estimator=estimator, **params)

@@ -722,6 +722,31 @@ def test_load_runs_nothing_from_a_malicious_file(
     assert not marker.exists()
 
 
+def test_imputer_file_from_before_indicate_missing(tmp_path):
+    """Check that an imputer's file without ``indicate_missing`` among its
+    parameters (written before it existed, when the autoencoder read no
+    indicators) loads as ``indicate_missing=False`` and fills the same."""
+    from skae import AutoencoderImputer, DenoisingAutoencoder
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 2)) @ rng.normal(size=(2, 5))
+    X[rng.uniform(size=X.shape) < 0.2] = np.nan
+    est = DenoisingAutoencoder(
+        n_components=2, noise="masking", max_iter=3, random_state=0, device="cpu"
+    )
+    imputer = AutoencoderImputer(est, indicate_missing=False).fit(X)
+    path = tmp_path / "imputer.skae"
+    save(imputer, path)
+    _rewrite(
+        path,
+        edit=lambda doc: doc["wrapper"]["params"].pop("indicate_missing"),
+        fix_digest=True,
+    )
+    copy = load(path)
+    assert copy.indicate_missing is False
+    np.testing.assert_array_equal(copy.transform(X), imputer.transform(X))
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
