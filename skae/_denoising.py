@@ -42,8 +42,6 @@ def _salt_and_pepper(x, generator, *, level, low, high, n_values=None):
     x, indicators = _split(x, n_values)
     u = torch.rand(x.shape, generator=generator, device=x.device)
     low, high = low.to(x.device), high.to(x.device)
-    if n_values is not None:
-        low, high = low[:n_values], high[:n_values]
     x = torch.where(u < level / 2, low, x)
     return _joined(torch.where((u >= level / 2) & (u < level), high, x), indicators)
 
@@ -321,21 +319,23 @@ class DenoisingAutoencoder(_BaseAutoencoder):
     def _corruption(self, X):
         # The columns after the first _n_values are missing indicators
         # (set by AutoencoderImputer for its fit): not corrupted.
-        options = {}
         n_values = getattr(self, "_n_values", None)
-        if n_values is not None:
-            options["n_values"] = n_values
         if self.noise == "gaussian":
-            return partial(_gaussian, level=self.noise_level, **options)
+            return partial(_gaussian, level=self.noise_level, n_values=n_values)
         if self.noise_level > 1:
             raise ValueError(
                 f"noise={self.noise!r} takes noise_level as a probability in "
                 f"[0, 1], got {self.noise_level}."
             )
         if self.noise == "masking":
-            return partial(_masking, level=self.noise_level, **options)
-        low = torch.as_tensor(X.min(axis=0), dtype=torch.float32)
-        high = torch.as_tensor(X.max(axis=0), dtype=torch.float32)
+            return partial(_masking, level=self.noise_level, n_values=n_values)
+        values = X[:, :n_values]  # the range of the value columns
+        low = torch.as_tensor(values.min(axis=0), dtype=torch.float32)
+        high = torch.as_tensor(values.max(axis=0), dtype=torch.float32)
         return partial(
-            _salt_and_pepper, level=self.noise_level, low=low, high=high, **options
+            _salt_and_pepper,
+            level=self.noise_level,
+            low=low,
+            high=high,
+            n_values=n_values,
         )

@@ -131,7 +131,7 @@ def test_noise_marks_what_it_hides_and_spares_the_indicators():
     torch.testing.assert_close(out[:, :4][~hidden], values[~hidden])
     assert (out[:, 4:][hidden] == 1).all()
     torch.testing.assert_close(out[:, 4:][~hidden], indicators[~hidden])
-    low, high = x.min(dim=0).values.float(), x.max(dim=0).values.float()
+    low, high = values.min(dim=0).values.float(), values.max(dim=0).values.float()
     for noisy in (
         _gaussian(x, generator, level=0.5, n_values=4),
         _salt_and_pepper(x, generator, level=0.5, low=low, high=high, n_values=4),
