@@ -195,11 +195,13 @@ def _auxk_gradient(module, x, codes, generator, encoder, *, weight, window):
         aux_codes = torch.where(kept, pre, 0.0).relu_()
     else:
         aux_codes = pre.relu()
-    residual = module.target(x) - encoder.output
-    error = aux_codes @ atoms.t() - residual
     n = x.shape[0]
+    # The explained part minus the residual (target - output); the
+    # reconstruction's gradient is 2 (output - target) / n.
+    error = torch.addmm(encoder.output_gradient, aux_codes, atoms.t(), beta=n / 2)
     scale = weight * min(len(units) / k_aux, 1.0)
-    value = error.square().sum() * (scale / n)
+    flat = error.view(-1)
+    value = torch.dot(flat, flat) * (scale / n)
     error_grad = error.mul_(2 * scale / n)
     pre_grad = (error_grad @ atoms).mul_(aux_codes > 0)
     decoder_grad = torch.zeros_like(decoder)

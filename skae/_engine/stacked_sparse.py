@@ -22,7 +22,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from .._nn.sparse_backprop import SparseCodes, flat_entries
+from .._nn.sparse_backprop import SparseCodes, count_rows, flat_entries
 from .._nn.sparse_codes import top_k_mask
 from .stacked import group_batch
 
@@ -238,7 +238,7 @@ def sparse_step(
             grad = torch.sigmoid(output).sub_(target).div_(n)
         if not training:
             return losses, None
-        since_fired.add_(n).view(-1).index_fill_(0, col[values > 0], 0.0)
+        count_rows(since_fired.view(-1), n, col, values)
         flat_grad = grad.view(n_nets * n, n_features)
         atom_grads = codes.transpose_times(flat_grad, values)
         entry_grad = codes.entry_dots(atoms, flat_grad, workspace).mul_(values > 0)
