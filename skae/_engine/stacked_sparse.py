@@ -22,8 +22,8 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from .._nn.sparse_backprop import SparseCodes, count_rows, flat_entries
-from .._nn.sparse_codes import top_k_mask
+from .._nn.sparse_backprop import SparseCodes, flat_entries
+from .._nn.sparse_codes import top_k_mask, update_since_fired_entries
 from .stacked import group_batch
 
 __all__ = [
@@ -238,7 +238,7 @@ def sparse_step(
             grad = torch.sigmoid(output).sub_(target).div_(n)
         if not training:
             return losses, None
-        count_rows(since_fired.view(-1), n, col, values)
+        update_since_fired_entries(since_fired.view(-1), n, col, values)
         flat_grad = grad.view(n_nets * n, n_features)
         atom_grads = codes.transpose_times(flat_grad, values)
         entry_grad = codes.entry_dots(atoms, flat_grad, workspace).mul_(values > 0)

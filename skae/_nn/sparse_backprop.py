@@ -25,15 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from .backprop import EncoderPass, _output_gradient, _penalty_gradients
-from .sparse_codes import BatchTopK, top_k_mask
+from .sparse_codes import BatchTopK, top_k_mask, update_since_fired_entries
 
-__all__ = [
-    "SparseCodes",
-    "count_rows",
-    "flat_entries",
-    "select_codes",
-    "sparse_backprop",
-]
+__all__ = ["SparseCodes", "flat_entries", "select_codes", "sparse_backprop"]
 
 
 class SparseCodes:
@@ -143,16 +137,8 @@ def select_codes(layer, pre):
             layer.update_threshold(values)
         else:
             offsets = torch.arange(0, len(flat), len(flat) // n, device=pre.device)
-        count_rows(layer.samples_since_fired, n, cols, values)
+        update_since_fired_entries(layer.samples_since_fired, n, cols, values)
     return SparseCodes(rows, cols, values, offsets, (n, m))
-
-
-def count_rows(since_fired, n, cols, values):
-    """Add a batch's ``n`` rows to ``since_fired`` (one count per unit, in
-    place) and reset the units of the entries ``cols`` whose ``values``
-    (non-negative) are positive."""
-    fired = values.new_zeros(since_fired.shape).index_add_(0, cols, values)
-    return since_fired.add_(n).masked_fill_(fired > 0, 0.0)
 
 
 def flat_entries(mask):

@@ -32,6 +32,7 @@ __all__ = [
     "code_layer",
     "top_k_mask",
     "update_since_fired",
+    "update_since_fired_entries",
 ]
 
 # Up to this many units, the CPU finds each row's k-th largest value with
@@ -143,6 +144,13 @@ def update_since_fired(since_fired, codes):
     fired = (codes > 0).any(dim=-2)
     since_fired.add_(codes.shape[-2]).masked_fill_(fired, 0.0)
     return since_fired
+
+
+def update_since_fired_entries(since_fired, n_rows, units, values):
+    """:func:`update_since_fired` from a batch's kept entries: ``units``
+    (LongTensor) and their non-negative ``values``, of ``n_rows`` rows."""
+    fired = values.new_zeros(since_fired.shape).index_add_(0, units, values)
+    return since_fired.add_(n_rows).masked_fill_(fired > 0, 0.0)
 
 
 class _TrackedCodes(nn.Module):
