@@ -73,9 +73,12 @@ class SparseAutoencoder(_BaseAutoencoder):
 
     dead_unit_window : int or "auto", default="auto"
         Training rows after which a code unit that was never active counts
-        as dead for ``revival_weight``; "auto" is one epoch (the number of
-        training rows). The fraction of units inactive over each epoch is
-        recorded in the training history as ``"dead_fraction"``.
+        as dead for ``revival_weight``; "auto" is ``40 * n_components /
+        n_nonzero_coefs`` rows (those in which a unit active at the average
+        rate is active 40 times), or one epoch (the number of training
+        rows, of the ``partial_fit`` chunk) when that is shorter. The
+        fraction of units inactive over each epoch is recorded in the
+        training history as ``"dead_fraction"``.
 
     sparsity_weight : float or "auto", default="auto"
         Weight of the sparsity penalty: beta for "kl", lambda for "l1".

@@ -26,6 +26,11 @@ _AUTO_WEIGHTS = {"kl": 5.0, "l1": 0.1}
 # revival_weight="auto" for the top-k code layers (Gao et al. 2024's 1/32).
 _AUTO_REVIVAL_WEIGHT = 1 / 32
 
+# dead_unit_window="auto": the rows over which a unit active at the average
+# rate (k per row among n_components) is active this many times, at most an
+# epoch. Gao et al.'s 10M tokens with k=32 of 16M latents is about 20.
+_DEAD_WINDOW_FIRINGS = 40
+
 
 def sparse_activation(estimator):
     """The code activation: "auto" resolved; KL needs logistic codes."""
@@ -92,13 +97,17 @@ def sparse_penalty(estimator, n_samples, loss):
         # A weight of 0 is a penalty too (of no cost): candidates with and
         # without revival then train batched together.
         window = estimator.dead_unit_window
+        if window == "auto":
+            _, k = code_sparsity(estimator)
+            n_units = estimator.n_components
+            window = min(n_samples, math.ceil(_DEAD_WINDOW_FIRINGS * n_units / k))
         return make_penalty(
             _auxk_penalty,
             gradient=_auxk_gradient,
             stacked_gradient=_auxk_stacked_gradient,
             stacked_ndims={"weight": 1, "window": 2},
             weight=float(weight),
-            window=float(n_samples if window == "auto" else window),
+            window=float(window),
         )
     weight = estimator.sparsity_weight
     if weight == "auto":

@@ -129,6 +129,27 @@ def test_revival_window_counts_training_rows(X):
     assert not np.allclose(short.dictionary_, none.dictionary_)
 
 
+def test_auto_window_is_forty_average_firings_at_most_an_epoch(X):
+    """Check that dead_unit_window="auto" is 40 * n_components / k rows
+    when that is shorter than an epoch, and one epoch otherwise."""
+    params = {**DYING, "max_iter": 3}
+    del params["n_nonzero_coefs"]
+
+    def fit(k, window):
+        return SparseAutoencoder(
+            n_nonzero_coefs=k, dead_unit_window=window, **params
+        ).fit(X)
+
+    # k=4: 40 * 64 / 4 = 640 rows of the 1000.
+    auto = fit(4, "auto").dictionary_
+    np.testing.assert_array_equal(auto, fit(4, 640).dictionary_)
+    assert not np.allclose(auto, fit(4, len(X)).dictionary_)
+    # k=2: 1280 rows, longer than the epoch.
+    np.testing.assert_array_equal(
+        fit(2, "auto").dictionary_, fit(2, len(X)).dictionary_
+    )
+
+
 def test_revival_needs_one_decoder_layer_and_squared_error(X):
     """Check that an explicit revival weight where AuxK does not apply is an
     error that says what to do, and that "auto" turns it off there."""
