@@ -32,6 +32,7 @@ within 0.05 of the clean figure.
     python benchmarks/bench_outliers.py --threads 2
     python benchmarks/bench_outliers.py --threads 2 --seeds 1
     python benchmarks/bench_outliers.py --quick   # digits 0, 3, 8; seed 1
+    python benchmarks/bench_outliers.py --variants --datasets WDBC "wine 0" --seeds 5
 """
 
 import argparse
@@ -194,6 +195,7 @@ VARIANTS = {
         "estimator": {"n_components": 8},
         "detector": {"trim_fraction": 0.1},
     },
+    "trimmed 20%": {"detector": {"trim_fraction": 0.2}},
 }
 
 
@@ -203,6 +205,9 @@ def main():
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--variants", action="store_true")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N")
+    parser.add_argument(
+        "--datasets", nargs="+", default=None, help="only these (e.g. WDBC 'wine 0')"
+    )
     args = parser.parse_args()
     use_threads(args.threads)
     seeds = (1,) if args.quick else tuple(range(1, args.seeds + 1))
@@ -211,6 +216,8 @@ def main():
     unconverged = 0
     for seed in seeds:
         for name, group, X_train, X_test, y_test in datasets(args.quick, seed):
+            if args.datasets is not None and name not in args.datasets:
+                continue
             for det_name, det in detectors(
                 seed, VARIANTS if args.variants else {}
             ).items():
