@@ -209,6 +209,13 @@ def main():
         "--datasets", nargs="+", default=None, help="only these (e.g. WDBC 'wine 0')"
     )
     args = parser.parse_args()
+    if args.datasets is not None:
+        known = {name for name, *_ in datasets(args.quick, 1)}
+        unknown = set(args.datasets) - known
+        if unknown:
+            parser.error(
+                f"unknown data sets {sorted(unknown)}; choose from {sorted(known)}"
+            )
     use_threads(args.threads)
     seeds = (1,) if args.quick else tuple(range(1, args.seeds + 1))
     results = {}  # (data set, group, detector) -> [(auc, ap, seconds)]
@@ -274,14 +281,11 @@ def report(results, skipped, unconverged, n_seeds):
         mean[(n, g, ours)][0] - mean[(n, g, "IsolationForest")][0] for n, g in sets
     )
     digits = [(n, g) for n, g in sets if n.startswith("digits")]
-    drop = max(
-        (
-            mean[(n, "clean", ours)][0] - mean[(n, "5% contaminated", ours)][0]
-            for n, g in digits
-            if g == "clean"
-        ),
-        default=float("nan"),
-    )
+    drops = [
+        mean[(n, "clean", ours)][0] - mean[(n, "5% contaminated", ours)][0]
+        for n, g in digits
+        if g == "clean"
+    ]
     checks = [
         (
             f"mean ROC-AUC above every peer's ({auc[ours]:.3f} vs best peer "
@@ -292,11 +296,15 @@ def report(results, skipped, unconverged, n_seeds):
             f"no data set more than 0.05 below IsolationForest (worst {worst:+.3f})",
             worst >= -0.05,
         ),
-        (
-            f"contaminated digits within 0.05 of clean (largest drop {drop:.3f})",
-            drop <= 0.05,
-        ),
     ]
+    if drops:  # judged only where the digits were run
+        checks.append(
+            (
+                "contaminated digits within 0.05 of clean "
+                f"(largest drop {max(drops):.3f})",
+                max(drops) <= 0.05,
+            )
+        )
     print()
     for text, ok in checks:
         print(f"[{'PASS' if ok else 'FAIL'}] {text}")
