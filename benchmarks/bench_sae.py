@@ -32,6 +32,11 @@ SAELens TopK (when measured).
     python benchmarks/bench_sae.py --quick --threads 1
     python benchmarks/bench_sae.py --threads 2 --large
     python benchmarks/bench_sae.py --threads 2 --large-only
+    python benchmarks/bench_sae.py --device cuda --large   # skae on a GPU
+
+``--device cuda`` trains skae's models (and the sweep) on the GPU, timed
+with the device synchronised; the SAELens rows stay a CPU comparison and
+are not run then.
 """
 
 import argparse
@@ -41,6 +46,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -113,7 +119,7 @@ def linear_decay(steps):
     )
 
 
-def skae_models(n_latents, epochs, steps=None, seeds=(0,)):
+def skae_models(n_latents, epochs, steps=None, seeds=(0,), device="cpu"):
     common = dict(
         hidden_layer_sizes=(),
         loss="squared_error",
@@ -124,7 +130,7 @@ def skae_models(n_latents, epochs, steps=None, seeds=(0,)):
         learning_rate="constant",
         learning_rate_init=3e-3,
         random_state=0,
-        device="cpu",
+        device=device,
     )
     models = {}
     if steps is not None:
@@ -162,14 +168,21 @@ def skae_models(n_latents, epochs, steps=None, seeds=(0,)):
     }
 
 
-def warm_up(X, atoms, n_latents):
+def warm_up(X, atoms, n_latents, device):
     """A short fit of each library before anything is timed, so that no
     measured row pays a process's first-use costs (lazy initialisation,
     the first page faults of its allocations: about 1 s for skae here)."""
     rows = X[:4096]
-    model = skae_models(n_latents, 2)["skae TopK k=5"]
+    model = skae_models(n_latents, 2, device=device)["skae TopK k=5"]
     measure("warm-up", model, rows, atoms)
-    saelens_rows(rows, atoms, n_latents, 16, batch_size=BATCH, lr=3e-3, k=5)
+    if device == "cpu":
+        saelens_rows(rows, atoms, n_latents, 16, batch_size=BATCH, lr=3e-3, k=5)
+
+
+def synchronize(model):
+    """Wait for the model's device, so that wall times cover its work."""
+    if torch.device(model.net_.device).type == "cuda":
+        torch.cuda.synchronize()
 
 
 def measure(name, model, X, atoms):
@@ -179,6 +192,7 @@ def measure(name, model, X, atoms):
         warnings.filterwarnings("default", message="Maximum iterations")
         warnings.simplefilter("ignore", UserWarning)
         model.fit(X)
+    synchronize(model)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     summary = sparsity_summary(model, X)
     return dict(
@@ -193,12 +207,12 @@ def measure(name, model, X, atoms):
     )
 
 
-def sweep(X, steps, threads):
+def sweep(X, steps, device):
     """The 12-point sweep (k x revival weight, 2 folds) batched against the
     same fits one by one; wall seconds of each and their ratio."""
     grid = {"n_nonzero_coefs": [3, 5, 8], "revival_weight": [0.0, 1 / 32, 0.1, 0.3]}
     epochs = max(1, round(steps * BATCH / (X.shape[0] / 2)))
-    model = skae_models(256, epochs)["skae TopK k=5"]
+    model = skae_models(256, epochs, device=device)["skae TopK k=5"]
     # Warm-up (first-use costs of the process), on both sides, untimed.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -215,6 +229,8 @@ def sweep(X, steps, threads):
             # A fixed step budget: every fit reaches max_iter, by design.
             warnings.simplefilter("always")
             search.fit(X)
+        if device == "cuda":
+            torch.cuda.synchronize()
         times[name] = time.perf_counter() - start
         n_warned = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
         print(f"  ({n_warned} ConvergenceWarnings: fits at their step budget)")
@@ -225,7 +241,8 @@ def sweep(X, steps, threads):
     print(
         f"\n[sweep] 12 candidates x 2 folds, {epochs} epochs of {BATCH} rows: "
         f"batched {times['BatchedGridSearchCV']:.1f} s, sequential "
-        f"{times['GridSearchCV(n_jobs=1)']:.1f} s, {ratio:.2f}x faster "
+        f"{times['GridSearchCV(n_jobs=1)']:.1f} s, {ratio:.2f}x faster on "
+        f"{device} "
         f"({'PASS' if ratio >= 3 else 'FAIL'}: target >= 3x)"
     )
 
@@ -239,13 +256,23 @@ def main():
     )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--sweep", action="store_true", help="only the sweep")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="skae's device; SAELens runs only with cpu (default: %(default)s)",
+    )
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available here")
     use_threads(args.threads)
+    if args.device == "cuda":
+        print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     if args.sweep:
         X, _, _ = make_sparse_superposition(
             n_samples=20000, n_features=64, n_atoms=256, n_active=5, random_state=0
         )
-        sweep(X.astype(np.float32), 500 if args.quick else 2000, args.threads)
+        sweep(X.astype(np.float32), 500 if args.quick else 2000, args.device)
         return
     table = []
     for title, p in protocols(args):
@@ -260,7 +287,7 @@ def main():
         X = X.astype(np.float32)
         epochs = max(1, round(p["steps"] * BATCH / p["n_samples"]))
         print(f"\n[{title}] {epochs} epochs of {BATCH} rows")
-        warm_up(X, atoms, p["n_latents"])
+        warm_up(X, atoms, p["n_latents"], args.device)
         results = []
         steps = epochs * -(-p["n_samples"] // BATCH)
         for name, model in skae_models(
@@ -268,12 +295,18 @@ def main():
             epochs,
             steps,
             seeds=(0,) if p["n_samples"] > 20000 else (0, 1, 2),
+            device=args.device,
         ).items():
             results.append(measure(name, model, X, atoms))
             print(f"  {name}: done in {results[-1]['wall']:.1f} s")
-        results += saelens_rows(
-            X, atoms, p["n_latents"], p["steps"], batch_size=BATCH, lr=3e-3, k=5
-        )
+        if args.device == "cpu":
+            results += saelens_rows(
+                X, atoms, p["n_latents"], p["steps"], batch_size=BATCH, lr=3e-3, k=5
+            )
+        else:
+            results.append(
+                dict(name="SAELens", skipped="not run: a CPU peer (--device cpu)")
+            )
         for r in results:
             if "skipped" in r:
                 table.append([title, r["name"], *["-"] * 7, r["skipped"]])

@@ -82,7 +82,10 @@ def _assert_same_fit(fitted, reference, X_test):
     ours = dict(fitted.net_.module_.named_parameters())
     for name, p in reference.net_.module_.named_parameters():
         np.testing.assert_allclose(
-            ours[name].detach().numpy(), p.detach().numpy(), rtol=1e-4, atol=1e-5
+            ours[name].detach().cpu().numpy(),
+            p.detach().cpu().numpy(),
+            rtol=1e-4,
+            atol=1e-5,
         )
     assert fitted.n_iter_ == reference.n_iter_
     np.testing.assert_allclose(fitted.loss_curve_, reference.loss_curve_, rtol=1e-5)
@@ -90,8 +93,8 @@ def _assert_same_fit(fitted, reference, X_test):
     if layer is not None:
         # The units' activity counts and the recorded dead fractions.
         np.testing.assert_array_equal(
-            fitted.net_.module_.sparse_code.samples_since_fired,
-            layer.samples_since_fired,
+            fitted.net_.module_.sparse_code.samples_since_fired.cpu(),
+            layer.samples_since_fired.cpu(),
         )
         assert (
             fitted.net_.history[:, "dead_fraction"]
@@ -185,6 +188,14 @@ def test_each_candidate_matches_its_sequential_fit(X, case):
     """Check that each candidate on each fold equals a sequential fit on that fold."""
     estimator, grid = CASES[case]
     _check_against_sequential(X, estimator, grid)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("case", CASES)
+def test_each_candidate_matches_its_sequential_fit_on_cuda(X, case):
+    """Check the same on the GPU: batched kernels against sequential ones."""
+    estimator, grid = CASES[case]
+    _check_against_sequential(X, clone(estimator).set_params(device="cuda"), grid)
 
 
 def test_revival_case_revives(X):
