@@ -377,3 +377,26 @@ def test_moving_average_kl_gradient_matches_autograd():
     # Without the average: the batch's own divergence.
     plain = kl_divergence_sparsity(codes, 0.05)
     torch.testing.assert_close(kl_divergence_sparsity(codes, 0.05, None, 0.9), plain)
+
+
+def test_plan_follows_the_module_to_another_device_or_dtype():
+    """Check that the plan reads the module's current tensors: ``module.to``
+    (skorch moves the module to its device after building it) replaces the
+    buffers, and a plan holding the old ones mixes devices in the step."""
+    X = np.random.default_rng(0).uniform(size=(64, 6))
+    params = dict(n_components=2, max_iter=2, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        net = Autoencoder(**params).fit(X).net_
+    module = net.module_
+    old_offset = module.input_offset
+    module.to(torch.float64)  # new buffers, as a move to a GPU makes
+    assert module.input_offset is not old_offset
+    plan = net.backprop_
+    assert plan.offset is module.input_offset
+    assert plan.scale is module.input_scale
+    assert plan.target_offset is module.target_offset
+    assert plan.target_scale is module.target_scale
+    weights = [weight for weight, _, _ in plan.layers]
+    assert weights[0] is module.encoder[0].weight
+    assert all(w.dtype == torch.float64 for w in weights)

@@ -121,11 +121,16 @@ def test_batch_topk_learns_a_threshold_and_infers_per_row(superposition):
     codes = sae.transform(X)
     l0 = (codes != 0).sum(axis=1).mean()
     assert 0.5 * k <= l0 <= 1.5 * k
-    # Per row: a row's codes do not depend on the rows around it.
+    # Per row: a row's codes do not depend on the rows around it (up to
+    # rounding: the BLAS may sum a row differently at another position).
     rows = [0, 17, 1500, len(X) - 1]
     for i in rows:
-        np.testing.assert_array_equal(sae.transform(X[i : i + 1])[0], codes[i])
-    np.testing.assert_array_equal(sae.transform(X[::-1])[::-1], codes)
+        np.testing.assert_allclose(
+            sae.transform(X[i : i + 1])[0], codes[i], rtol=1e-5, atol=1e-6
+        )
+    np.testing.assert_allclose(
+        sae.transform(X[::-1])[::-1], codes, rtol=1e-5, atol=1e-6
+    )
     # Every kept code is above the threshold.
     assert (codes[codes != 0] > threshold).all()
 

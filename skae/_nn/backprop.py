@@ -124,10 +124,12 @@ class Plan:
     layer, and the pass to run is ``sparse_backprop.sparse_backprop``
     (None otherwise).
 
-    The references are to the module's own tensors: an owner that is
-    copied or pickled must copy or pickle the plan together with the
-    module, in one memo (``AutoencoderNet`` lists ``backprop_`` among its
-    device-dependent attributes for this).
+    The tensors are read from the module at each use, not kept: moving
+    the module to another device (``module.to``, as skorch does after
+    building it) replaces its buffers, and a plan holding the old ones would
+    mix devices. An owner that is copied or pickled must copy or pickle the
+    plan together with the module, in one memo (``AutoencoderNet`` lists
+    ``backprop_`` among its device-dependent attributes for this).
     """
 
     def __init__(self, module):
@@ -138,11 +140,8 @@ class Plan:
         activation_type = activation.module
         self.in_place = activation.in_place
         self.backward = activation.backward
-        self.offset = module.input_offset
-        self.scale = module.input_scale
-        self.target_offset = module.target_offset
-        self.target_scale = module.target_scale
-        self.layers = []
+        self._module = module
+        self._linears = []
         self.code_index = None
         self.sparse = getattr(module, "sparse_code", None)
         for part in (module.encoder, module.decoder):
@@ -155,9 +154,30 @@ class Plan:
                     ok_follower = True
                 if not isinstance(layer, nn.Linear) or not ok_follower:
                     raise ValueError(f"no written-out backward pass for {part!r}")
-                self.layers.append((layer.weight, layer.bias, follower is not None))
+                self._linears.append((layer, follower is not None))
             if part is module.encoder:
-                self.code_index = len(self.layers) - 1
+                self.code_index = len(self._linears) - 1
+
+    @property
+    def layers(self):
+        """Each linear layer's ``(weight, bias, followed by an activation)``."""
+        return [(layer.weight, layer.bias, act) for layer, act in self._linears]
+
+    @property
+    def offset(self):
+        return self._module.input_offset
+
+    @property
+    def scale(self):
+        return self._module.input_scale
+
+    @property
+    def target_offset(self):
+        return self._module.target_offset
+
+    @property
+    def target_scale(self):
+        return self._module.target_scale
 
 
 def backprop(
