@@ -21,23 +21,23 @@ EOF
 
 case "${1:-}" in
 tests)
-    timeout 170 python3 -m pytest -q -p no:cacheprovider -rs \
+    timeout 120 python3 -m pytest -q -p no:cacheprovider -rs \
         tests/test_cuda.py tests/test_devices_determinism.py \
         tests/test_persistence.py \
         tests/test_batched_search.py::test_each_candidate_matches_its_sequential_fit_on_cuda \
         2>&1 | tee "$out/tests.log" | tail -25
-    timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_bad_input.py \
+    timeout 40 python3 -m pytest -q -p no:cacheprovider tests/test_bad_input.py \
         -k "cuda or device" 2>&1 | tee "$out/bad_input.log" | tail -5
     ;;
 bench)
     nproc
-    timeout 100 python3 benchmarks/bench_sae.py --device cuda --sweep \
+    timeout 110 python3 benchmarks/bench_sae.py --device cuda --sweep \
         2>&1 | tee "$out/sae_sweep.log" | tail -4
-    timeout 110 python3 benchmarks/bench_search.py --device cuda \
+    timeout 120 python3 benchmarks/bench_search.py --device cuda \
         2>&1 | tee "$out/search.log" | tail -12
-    timeout 130 python3 benchmarks/run.py --quick --device cuda \
+    timeout 120 python3 benchmarks/run.py --quick --device cuda \
         --only fit step transform 2>&1 | tee "$out/run.log" | tail -22
-    timeout 100 python3 benchmarks/bench_sae.py --device cuda --large-only \
+    timeout 90 python3 benchmarks/bench_sae.py --device cuda --large-only \
         2>&1 | tee "$out/sae_large.log" | tail -14
     ;;
 *)
