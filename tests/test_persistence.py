@@ -247,6 +247,21 @@ def test_pickle_cuda_model_unpickles_on_cpu(X, tmp_path):
     assert_allclose(codes, estimator.transform(X), rtol=1e-4, atol=1e-5)
 
 
+def test_net_moved_by_unpickling_keeps_a_string_device(X, monkeypatch):
+    """Check that a net skorch moves while unpickling (a CUDA net where no
+    CUDA is seen) keeps ``device`` a string, as every fitted net has it."""
+    import skorch.net
+
+    estimator = ESTIMATORS["denoising"]("cpu").fit(X)
+    # What skorch's __setstate__ sets when it maps a CUDA net to the CPU.
+    monkeypatch.setattr(
+        skorch.net.NeuralNet, "_check_device", lambda self, *a: torch.device("cpu")
+    )
+    restored = pickle.loads(pickle.dumps(estimator))
+    assert restored.net_.device == "cpu" and isinstance(restored.net_.device, str)
+    assert_allclose(restored.transform(X), estimator.transform(X))
+
+
 # ------------------------------------------------------------ save and load
 
 

@@ -229,6 +229,12 @@ class AutoencoderNet(NeuralNet):
     def on_train_end(self, net, X=None, y=None, **kwargs):
         self.noise_generator = None
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # A CUDA net unpickled without CUDA: skorch sets a torch.device.
+        if isinstance(self.device, torch.device):
+            self.device = str(self.device)
+
     def get_iterator(self, dataset, training=False):
         X = dataset.tensors[0]
         # The observed entries, when some are missing (AutoencoderImputer).
