@@ -1,5 +1,6 @@
 """Tests of transform's CPU route: the encoder through NumPy's products."""
 
+import copy
 import warnings
 
 import numpy as np
@@ -52,6 +53,26 @@ def test_numpy_route_matches_the_torch_pass(activation, hidden, data):
     np.testing.assert_allclose(
         est.transform(data.astype(np.float64)), expected, rtol=1e-4, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu"])
+def test_float64_input_is_encoded_in_float64(activation):
+    """Check that float64 X is encoded in float64 (the torch pass on a
+    float64 copy of the module, to 1e-10), so that a row's codes do not
+    move by float32 rounding with its position in the BLAS's tiles (which
+    scikit-learn's sample-order check, at rtol 1e-7, sees on some CPUs)."""
+    X = np.random.default_rng(0).uniform(size=(300, 12))
+    est = _fit(activation, (64, 32), X)
+    module = est.net_.module_
+    double = copy.deepcopy(module).double()
+    with torch.enable_grad():
+        expected = double.encode(torch.as_tensor(X)).detach().numpy()
+    codes = est.transform(X)
+    assert codes.dtype == np.float64
+    np.testing.assert_allclose(codes, expected, rtol=1e-10, atol=1e-12)
+    # Reordered rows get the same codes.
+    order = np.random.default_rng(1).permutation(len(X))
+    np.testing.assert_allclose(est.transform(X[order]), codes[order], rtol=1e-12)
 
 
 def test_numpy_logistic_keeps_its_limits():

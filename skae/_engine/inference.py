@@ -5,9 +5,11 @@ the module) to an array, :data:`INFERENCE_BLOCK` rows at a time, under
 ``torch.inference_mode``. Every block has exactly that many rows (the last
 one is zero-padded), so each row meets the same kernels whatever the batch
 around it: the same array gives the same bits on every call, and a row's
-result does not depend on the other rows or their order beyond float32
-rounding (BLAS may round a row differently by its position within a tile of
-the matrix product, a few ulps, which no BLAS promises not to do).
+result does not depend on the other rows or their order beyond rounding
+(BLAS may round a row differently by its position within a tile of the
+matrix product, a few ulps, which no BLAS promises not to do; some
+OpenBLAS kernels do). NumPy blocks keep float64 input in float64, so that
+such differences stay near 1e-16 there.
 """
 
 import functools
@@ -114,17 +116,20 @@ def map_rows(
 
 
 def _block_of(A, start, device):
-    """Rows ``start:start + INFERENCE_BLOCK`` of A as float32, zero-padded
-    to a whole block: a tensor on ``device``, or a NumPy array when it is
-    None. A whole float32 block on the CPU is a view of A."""
+    """Rows ``start:start + INFERENCE_BLOCK`` of A, zero-padded to a whole
+    block: a float32 tensor on ``device``, or, when it is None, a NumPy
+    array of A's precision (float64 stays float64, so that its products
+    round far below float32's, whatever order the BLAS sums a row in). A
+    whole block of A's dtype on the CPU is a view of A."""
     rows = _viewable(A[start : start + INFERENCE_BLOCK])
     n_rows = len(rows)
     if device is None:
+        dtype = np.float64 if A.dtype == np.float64 else np.float32
         if n_rows < INFERENCE_BLOCK:
-            padded = np.zeros((INFERENCE_BLOCK, A.shape[1]), dtype=np.float32)
+            padded = np.zeros((INFERENCE_BLOCK, A.shape[1]), dtype=dtype)
             padded[:n_rows] = rows
             return padded, n_rows
-        return np.asarray(rows, dtype=np.float32), n_rows
+        return np.asarray(rows, dtype=dtype), n_rows
     rows = torch.as_tensor(rows, dtype=torch.float32, device=device).contiguous()
     if n_rows < INFERENCE_BLOCK:
         padded = torch.zeros((INFERENCE_BLOCK, A.shape[1]), device=device)

@@ -280,13 +280,14 @@ class AutoencoderModule(nn.Module):
             (layer.weight, layer.bias) for layer in self.encoder[2::2]
         ]
 
-    def _numpy_layers(self):
-        """:meth:`inference_layers` as NumPy ``(weight.T, bias)`` pairs,
-        folded in NumPy from views of the weights: no torch operation, which
-        on the CPU would wake torch's thread pool beside the BLAS's."""
+    def _numpy_layers(self, dtype=np.float32):
+        """:meth:`inference_layers` as NumPy ``(weight.T, bias)`` pairs of
+        ``dtype``, folded in NumPy (in that precision) from views of the
+        weights: no torch operation, which on the CPU would wake torch's
+        thread pool beside the BLAS's."""
 
         def view(t):
-            return t.detach().cpu().numpy()
+            return t.detach().cpu().numpy().astype(dtype, copy=False)
 
         first = self.encoder[0]
         weight = view(first.weight) * view(self.input_scale)
@@ -305,9 +306,10 @@ class AutoencoderModule(nn.Module):
         ``encode(x, out=None)``: given ``out`` (an array of the codes'
         shape), the codes are written there and ``out`` is returned.
 
-        With ``numpy=True`` it maps float32 NumPy arrays to NumPy arrays
-        through NumPy's matrix product (the BLAS scikit-learn's own
-        transformers use) and no torch operation; tensors otherwise.
+        With ``numpy=True`` it maps float32 or float64 NumPy arrays to NumPy
+        arrays of the same dtype, computed in that precision, through
+        NumPy's matrix product (the BLAS scikit-learn's own transformers
+        use) and no torch operation; tensors otherwise.
 
         ``check_first_layer``, when given, is called with the first layer's
         output before its activation (every input value has reached it: a
@@ -339,9 +341,14 @@ class AutoencoderModule(nn.Module):
                     activate(h)
             return h
 
+        cast = {np.dtype(np.float32): layers}
+
         def encode_array(x, out=None):
+            # Products in x's precision (float64 input stays float64).
+            if x.dtype not in cast:
+                cast[x.dtype] = self._numpy_layers(x.dtype)
             h = x
-            for i, (w_t, b) in enumerate(layers):
+            for i, (w_t, b) in enumerate(cast[x.dtype]):
                 dest = out if i == last and out is not None else None
                 h = np.matmul(h, w_t, out=dest)
                 h += b
