@@ -190,6 +190,7 @@ def test_each_candidate_matches_its_sequential_fit(X, case):
     _check_against_sequential(X, estimator, grid)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("case", CASES)
 def test_each_candidate_matches_its_sequential_fit_on_cuda(X, case):

@@ -24,9 +24,10 @@ from skae import (
 from skae.datasets import make_sparse_superposition
 from skae.io import load, save
 
-pytestmark = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA device"
-)
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 
 COMMON = dict(max_iter=6, batch_size=64, shuffle=False, random_state=0)
 
