@@ -42,7 +42,8 @@ class _NetMixin:
         constant_loss = target_scale**2 * float(variance.sum())
         if loss == "binary_cross_entropy":
             target_offset, target_scale = None, 1.0
-            p = np.clip(mean, 1e-3, 1 - 1e-3)
+            # The mean's logit, but finite for columns that are all 0 or 1.
+            p = np.clip(mean, 1e-6, 1 - 1e-6)
             output_bias = np.log(p / (1 - p))
             # Cross-entropy is linear in the target: the mean's is exact.
             constant_loss = -float((mean * np.log(p) + (1 - mean) * np.log1p(-p)).sum())

@@ -106,8 +106,10 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         averaged over samples, plus any penalty, as in the autoencoder
         literature; ``score_samples`` reports its mean over features. Binary
         cross-entropy needs inputs in [0, 1]. "auto" is binary cross-entropy
-        when every training value lies in [0, 1] and squared error
-        otherwise; ``loss_`` holds the choice.
+        when every training value lies in [0, 1] and the largest is above
+        0.5 (intensities, probabilities), and squared error otherwise (data
+        of small values train far better with it); ``loss_`` holds the
+        choice.
 
     solver : {"adam", "sgd"}, default="adam"
         Optimizer: Adam, or SGD with Nesterov momentum 0.9.

@@ -24,6 +24,10 @@ def _cosines(true_atoms, learned_atoms):
         )
 
     def unit(atoms):
+        # Each row first in units of its largest entry: its norm then
+        # neither overflows nor underflows, whatever the atoms' scale.
+        peak = np.abs(atoms).max(axis=1, keepdims=True)
+        atoms = atoms / np.where(peak > 0, peak, 1.0)
         norms = np.linalg.norm(atoms, axis=1, keepdims=True)
         return atoms / np.where(norms > 0, norms, 1.0)
 

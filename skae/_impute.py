@@ -176,9 +176,15 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         counts = observed.sum(axis=0)
         filled = np.where(observed, X, 0.0)
         mean = filled.sum(axis=0) / counts
-        var = (np.where(observed, X - mean, 0.0) ** 2).sum(axis=0) / counts
-        scale = np.sqrt(var)
-        scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))] = 1.0
+        # The spread in units of each column's largest deviation (no
+        # overflow or underflow at any scale); a column is constant when
+        # its spread is rounding next to its mean (relative, not absolute:
+        # a column in units of 1e-13 is not constant).
+        deviation = np.where(observed, X - mean, 0.0)
+        peak = np.abs(deviation).max(axis=0)
+        peak[~(peak > 0)] = 1.0
+        scale = peak * np.sqrt(((deviation / peak) ** 2).sum(axis=0) / counts)
+        scale[~(scale > 1e-12 * np.abs(mean)) | (scale == 0)] = 1.0
         self.statistics_, self.scale_ = mean, scale
         estimator = self.estimator
         if estimator is None:
@@ -190,6 +196,12 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 random_state=self.random_state,
             )
         estimator = clone(estimator)
+        if getattr(estimator, "loss", None) == "binary_cross_entropy":
+            raise ValueError(
+                "AutoencoderImputer trains its estimator on standardized "
+                "columns (mean 0, spread 1), which cross-entropy cannot fit: "
+                "use loss='squared_error' (or 'auto') for the estimator."
+            )
         Z = self._standardized(X, missing)
         if self.indicate_missing:
             # The indicators are inputs, not targets; the noise leaves them
@@ -220,6 +232,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Data with missing entries (``missing_values``).
 
+        A row whose every entry is missing gets the training means.
+
         Returns
         -------
         X_filled : ndarray of shape (n_samples, n_features) or \
@@ -238,6 +252,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             rebuilt = self.estimator_.inverse_transform(self.estimator_.transform(Z_in))
             Z[missing] = rebuilt[:, : X.shape[1]][missing]
             gaps = np.zeros_like(missing)  # the fills read as observed now
+        # A row with nothing observed has nothing to reconstruct from: the
+        # training means (0 here), as SimpleImputer fills it.
+        Z[missing.all(axis=1)] = 0.0
         X_filled = np.array(X, dtype=X.dtype, copy=True)
         X_filled[missing] = (Z * self.scale_ + self.statistics_)[missing]
         if self.indicator_ is not None:

@@ -141,6 +141,10 @@ class _InferenceMixin(TransformerMixin):
         criterion = self.net_.criterion_
         n_features = X.shape[1]
 
+        # The errors in X's units, in float64 where the device has it: the
+        # factor overflows float32 for data near 1e19 and beyond.
+        wide = torch.float32 if self.net_.device == "mps" else torch.float64
+
         def scorer(module):
             encode = module.inference_encoder()
             if criterion.loss == "squared_error":
@@ -149,7 +153,7 @@ class _InferenceMixin(TransformerMixin):
 
                 def score(x, out):
                     output = module.decode(encode(x))
-                    error = criterion(output, module.target(x))
+                    error = criterion(output, module.target(x)).to(wide)
                     return error.mul_(-factor).unsqueeze(-1)
 
                 return score

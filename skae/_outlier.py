@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import Autoencoder
+from ._base import _BaseAutoencoder
 
 __all__ = ["AutoencoderOutlierDetector"]
 
@@ -44,7 +45,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         Fraction of each training batch left out of the training step: the
         rows reconstructed worst, in [0, 1); 0 trains on every row. A value
         near ``contamination`` resists scattered outliers in the training
-        data; it does not help against a whole class of them.
+        data; it does not help against a whole class of them. Needs a skae
+        autoencoder as ``estimator``.
 
     Attributes
     ----------
@@ -131,6 +133,13 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         estimator = clone(Autoencoder() if self.estimator is None else self.estimator)
+        if self.trim_fraction and not isinstance(estimator, _BaseAutoencoder):
+            raise ValueError(
+                f"trim_fraction={self.trim_fraction} trims the training "
+                "batches of a skae autoencoder, and the estimator is a "
+                f"{type(estimator).__name__}. Use a skae autoencoder, or "
+                "trim_fraction=0."
+            )
         estimator._trim_fraction = float(self.trim_fraction)
         estimator.fit(X)
         scores = estimator.score_samples(X)

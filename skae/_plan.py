@@ -223,10 +223,17 @@ class _PlanningMixin(_NetMixin):
         low, high = X.min(), X.max()
         # Values a rounding error outside [0, 1] (MinMaxScaler's 1 + 2e-16)
         # count as inside: they are 0 and 1 in float32, where training runs.
-        tolerance = _unit_tolerance(X.dtype)
+        # The error is relative to the data's magnitude: -1e-7 in data of
+        # 1e-6 is a value, not a rounding of 0.
+        magnitude = min(1.0, max(abs(float(low)), abs(float(high))))
+        tolerance = _unit_tolerance(X.dtype) * magnitude
         in_unit_interval = low >= -tolerance and high <= 1 + tolerance
         if loss == "auto":
-            return "binary_cross_entropy" if in_unit_interval else "squared_error"
+            # Intensities and probabilities reach the upper half of [0, 1];
+            # data of small values (1e-5, say) train far better with squared
+            # error, whose units follow the data's spread.
+            unit_data = in_unit_interval and high > 0.5
+            return "binary_cross_entropy" if unit_data else "squared_error"
         if not in_unit_interval:
             raise ValueError(
                 "loss='binary_cross_entropy' needs every input value in [0, 1], "

@@ -725,3 +725,45 @@ def test_read_only_memmap(estimator, dtype, tmp_path):
     X_backed, codes_backed = create_memmap_backed_data([X, codes])
     assert not X_backed.flags.writeable
     _use(clone(estimator), X_backed, codes_input=codes_backed)
+
+
+def test_auto_loss_on_small_positive_values_is_squared_error():
+    """Check that data of small values inside [0, 1] (not intensities)
+    train with squared error under loss="auto" and reconstruct well, and
+    that a few negative values next to 0 are values, not rounding, in
+    float32 as in float64."""
+    rng = np.random.RandomState(0)
+    X = 1e-5 * np.abs(rng.normal(size=(300, 2)) @ rng.normal(size=(2, 6)))
+    sae = SparseAutoencoder(
+        n_components=8, sparsity="topk", n_nonzero_coefs=2, max_iter=50, random_state=0
+    ).fit(X)
+    assert sae.loss_ == "squared_error"
+    error = ((sae.inverse_transform(sae.transform(X)) - X) ** 2).sum()
+    assert error < 0.5 * ((X - X.mean(axis=0)) ** 2).sum()
+    near_zero = rng.uniform(-1e-7, 1e-6, size=(200, 4))
+    for dtype in (np.float64, np.float32):
+        est = _make(SparseAutoencoder, loss="auto").fit(near_zero.astype(dtype))
+        assert est.loss_ == "squared_error", dtype
+    # Intensities (MinMaxScaler's output, a rounding past 1) stay cross-entropy.
+    unit = rng.uniform(size=(50, 4))
+    unit[0, 0], unit[1, 1] = 1 + 2e-16, -1e-17
+    assert _make(SparseAutoencoder, loss="auto").fit(unit).loss_ == (
+        "binary_cross_entropy"
+    )
+
+
+def test_cross_entropy_starts_from_the_mean_of_small_columns():
+    """Check that a cross-entropy model starts from the best constant
+    reconstruction, the columns' means, however small they are."""
+    rng = np.random.RandomState(0)
+    X = np.clip(rng.uniform(size=(200, 4)) * [1.0, 1e-2, 1e-4, 3e-6], 0, 1)
+    est = Autoencoder(
+        n_components=2,
+        loss="binary_cross_entropy",
+        learning_rate_init=1e-9,
+        max_iter=1,
+        random_state=0,
+        device="cpu",
+    ).fit(X)
+    reconstruction = est.inverse_transform(est.transform(X))
+    np.testing.assert_allclose(reconstruction.mean(axis=0), X.mean(axis=0), rtol=0.05)

@@ -240,3 +240,54 @@ def test_saved_with_skae_io(low_rank, tmp_path, add_indicator, missing_values):
         copy.transform(X_missing), imputer.transform(X_missing)
     )
     assert list(copy.get_feature_names_out()) == list(imputer.get_feature_names_out())
+
+
+@pytest.mark.parametrize("unit", [1e-13, 1e-6, 1e6, 1e160])
+def test_columns_at_any_scale_are_standardized(low_rank, unit):
+    """Check that a column in tiny or huge units gets its own spread (not
+    taken for a constant column) and fills in its range, like the others."""
+    X, X_missing = low_rank
+    X_missing = X_missing.copy()
+    X_missing[:, 3] *= unit
+    imputer = AutoencoderImputer(
+        DenoisingAutoencoder(n_components=2, noise="masking", **FAST)
+    ).fit(X_missing)
+    np.testing.assert_allclose(
+        imputer.scale_[3], np.nanstd(X_missing[:, 3] / unit) * unit, rtol=1e-6
+    )
+    filled = imputer.transform(X_missing)[:, 3]
+    assert np.isfinite(filled).all()
+    gaps = np.isnan(X_missing[:, 3])
+    span = np.nanmax(np.abs(X_missing[:, 3]))
+    assert np.abs(filled[gaps]).max() < 3 * span
+
+
+def test_constant_column_keeps_its_value(low_rank):
+    X, X_missing = low_rank
+    X_missing = X_missing.copy()
+    X_missing[~np.isnan(X_missing[:, 5]), 5] = 0.1
+    imputer = AutoencoderImputer(
+        DenoisingAutoencoder(n_components=2, noise="masking", **FAST)
+    ).fit(X_missing)
+    assert imputer.scale_[5] == 1.0
+    np.testing.assert_allclose(imputer.transform(X_missing)[:, 5], 0.1, atol=0.05)
+
+
+def test_a_row_with_nothing_observed_gets_the_means(low_rank):
+    """Check that a row with every entry missing is filled with the
+    training means (nothing to reconstruct it from), as SimpleImputer does."""
+    X, X_missing = low_rank
+    imputer = AutoencoderImputer(
+        DenoisingAutoencoder(n_components=2, noise="masking", **FAST)
+    ).fit(X_missing)
+    rows = np.vstack([np.full(X.shape[1], np.nan), X_missing[:3]])
+    filled = imputer.transform(rows)
+    np.testing.assert_allclose(filled[0], np.nanmean(X_missing, axis=0))
+    np.testing.assert_allclose(filled[1:], imputer.transform(X_missing[:3]))
+
+
+def test_cross_entropy_estimator_is_refused_with_the_reason(low_rank):
+    _, X_missing = low_rank
+    estimator = Autoencoder(loss="binary_cross_entropy", **FAST)
+    with pytest.raises(ValueError, match="standardized.*loss='squared_error'"):
+        AutoencoderImputer(estimator).fit(X_missing)

@@ -144,6 +144,19 @@ def test_bad_input_is_refused(data):
         AutoencoderOutlierDetector(contamination=0.7).fit(inliers)
 
 
+def test_other_estimators_score_but_do_not_trim(data):
+    """Check that a scikit-learn estimator with score_samples serves as the
+    detector's model, and that trim_fraction, which it cannot apply, is
+    refused rather than ignored."""
+    from sklearn.decomposition import PCA
+
+    inliers, outliers = data
+    detector = AutoencoderOutlierDetector(PCA(2)).fit(inliers)
+    assert set(np.unique(detector.predict(outliers))) <= {-1, 1}
+    with pytest.raises(ValueError, match="trim_fraction=0.2 trims.*PCA"):
+        AutoencoderOutlierDetector(PCA(2), trim_fraction=0.2).fit(inliers)
+
+
 @pytest.mark.parametrize("given", [False, True])
 def test_saved_with_skae_io(data, tmp_path, given):
     from skae.io import load, save

@@ -103,6 +103,24 @@ def test_unit_interval_tolerance_is_a_rounding_error(dtype):
             Autoencoder(loss="binary_cross_entropy", **params).fit(outside)
 
 
+@pytest.mark.parametrize("scale", [1e19, 1e30, 1e-30])
+def test_scores_at_extreme_scales_are_the_unit_scores_rescaled(scale):
+    """Check that squared-error scores in X's units stay finite where they
+    overflow float32 (data near 1e19 and beyond): the unit-scale model's
+    scores times scale**2, the fit itself being scale-free."""
+    X = np.random.RandomState(0).normal(size=(100, 3))
+    params = dict(n_components=1, max_iter=5, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        unit = Autoencoder(**params).fit(X)
+        scaled = Autoencoder(**params).fit(X * scale)
+    scores = scaled.score_samples(X * scale)
+    assert np.isfinite(scores).all()
+    np.testing.assert_allclose(
+        scores / scale**2, unit.score_samples(X), rtol=1e-3, atol=1e-6
+    )
+
+
 def test_cross_entropy_model_scores_any_finite_input():
     """Check that a cross-entropy model scores held-out rows outside [0, 1]
     (finite, never an error), and scores them as less normal."""

@@ -234,6 +234,11 @@ def test_cosine_similarity_metrics():
     assert mean_max_cosine_similarity(e, -e) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="features"):
         mean_max_cosine_similarity(atoms, atoms[:, :3])
+    # Scale-free at any magnitude: no norm overflows or underflows.
+    for scale in (1e-170, 1e-160, 1e160, 1e300):
+        for metric in (mean_max_cosine_similarity, matched_cosine_similarity):
+            assert metric(scale * atoms, shuffled) == pytest.approx(1.0)
+            assert metric(atoms, scale * shuffled) == pytest.approx(1.0)
 
 
 def test_fraction_of_variance_unexplained():
