@@ -197,3 +197,30 @@ def _restore_output_config(file, estimator, config):
             raise _invalid(
                 file, f"its output configuration is invalid: {exc}"
             ) from None
+
+
+def _training_state(module):
+    """What training carries from one call to the next beside the weights:
+    the optimizer steps taken (the sparsity warm-up reads them) and the
+    moving average of the mean activations (KL with momentum)."""
+    average = getattr(module, "rho_hat_average", None)
+    if average is not None:
+        average = average.detach().cpu().numpy()
+    return {"steps_trained": int(module.steps_trained), "rho_hat_average": average}
+
+
+def _restore_training_state(file, module, saved):
+    if saved is None:  # files written before it was saved
+        return
+    steps, average = saved.get("steps_trained"), saved.get("rho_hat_average")
+    if type(steps) is not int or steps < 0:
+        raise _invalid(file, f"its steps_trained {steps!r} is not valid")
+    module.steps_trained = steps
+    if average is None:
+        return
+    codes = [m for m in module.encoder if isinstance(m, torch.nn.Linear)][-1]
+    codes = codes.out_features
+    if not isinstance(average, np.ndarray) or average.shape != (codes,):
+        raise _invalid(file, "its rho_hat_average does not fit the estimator")
+    device = module.input_offset.device
+    module.rho_hat_average = torch.as_tensor(average, device=device)

@@ -27,8 +27,10 @@ A skae file is a zip archive holding exactly three entries, each once:
     fitted attributes, every attribute whose name ends with an underscore
     except ``net_`` (``fitted``), its ``set_output`` configuration
     (``output_config``), the state of its training engine (``net``: the
-    seed of its random streams, its training history, and the tensors that
-    the corruption or penalty took from the training data). Values that
+    seed of its random streams, its training history, the tensors that
+    the corruption or penalty took from the training data, and the steps
+    trained and moving average of the mean activations that continued
+    training reads). Values that
     JSON lacks are objects tagged by a ``"__type__"`` key: ``"tuple"`` (with
     ``"items"``), and ``"ndarray"`` or ``"numpy_scalar"`` (with ``"dtype"``,
     ``"shape"``, and ``"data"``: the base64 of the C-ordered bytes for
@@ -108,6 +110,8 @@ from ._restore import (
     _restore_history,
     _restore_hook_tensors,
     _restore_output_config,
+    _restore_training_state,
+    _training_state,
 )
 from ._wrapped import WRAPPERS, is_wrapper, wrapper_from_json, wrapper_to_json
 
@@ -175,6 +179,7 @@ def _serialize(estimator):
             "seed": int(net.seed),
             "history": history,
             "hook_tensors": hook_tensors,
+            "training_state": _to_json(_training_state(net.module_)),
         },
         "output_config": _to_json(
             dict(getattr(estimator, "_sklearn_output_config", {}))
@@ -376,6 +381,7 @@ def load(file, *, device=None):
     _load_module_state(file, net.module_, module_state)
     _load_optimizer_state(file, net.optimizer_, optimizer_state)
     _restore_hook_tensors(file, net, net_info["hook_tensors"])
+    _restore_training_state(file, net.module_, net_info.get("training_state"))
     _restore_history(file, net, net_info["history"])
     _restore_output_config(file, estimator, output_config)
 

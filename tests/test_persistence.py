@@ -46,6 +46,15 @@ ESTIMATORS = {
     # Data in [0, 1]: loss="auto" resolves to binary cross-entropy; one
     # encoder layer: components_ is set.
     "sparse": lambda device: SparseAutoencoder(n_components=3, device=device, **SMALL),
+    # Training state beside the weights: the steps taken (the warm-up reads
+    # them) and the moving average of the mean activations.
+    "sparse-warmup-momentum": lambda device: SparseAutoencoder(
+        n_components=3,
+        sparsity_warmup=1000,
+        sparsity_momentum=0.9,
+        device=device,
+        **SMALL,
+    ),
     "contractive": lambda device: ContractiveAutoencoder(
         n_components=2, hidden_layer_sizes=(4,), device=device, **SMALL
     ),
