@@ -12,6 +12,7 @@ import torch
 
 from ._engine.data import resolve_device
 from ._engine.net import AutoencoderNet, ReconstructionLoss
+from ._nn.backprop import Plan
 from ._nn.modules import AutoencoderModule
 from ._units import _moments, _units
 
@@ -138,8 +139,8 @@ class _NetMixin:
     def _update_training_settings(self, net, X):
         """Apply the current training parameters to a network that continues.
 
-        The step size, weight decay, batch size, shuffling, penalty and
-        corruption are read from the parameters on every call, so that
+        The step size, weight decay, batch size, shuffling, penalty, code
+        dropout and corruption are read from the parameters on every call, so that
         ``set_params`` between calls takes effect as it does for ``fit``.
         """
         if net.lr != self.learning_rate_init and net.initialized_:
@@ -153,6 +154,13 @@ class _NetMixin:
         net.shuffle = self.shuffle
         net.unit_norm_decoder = self._unit_norm_decoder()
         net.trim_fraction = getattr(self, "_trim_fraction", 0.0)
+        if net.initialized_ and net.module_.code_dropout != self.code_dropout:
+            # A training setting of the module (no weight depends on it);
+            # the written-out pass serves only nets without it.
+            net.module__code_dropout = net.module_.code_dropout = self.code_dropout
+            net.backprop_ = None
+            if not self.code_dropout and net.written_out_gradients:
+                net.backprop_ = Plan(net.module_)
         net.penalty = self._penalty(X.shape[0], self.loss_)
         corrupt = self._corruption(X)
         old = net.corrupt

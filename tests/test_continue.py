@@ -40,6 +40,25 @@ def test_changed_training_settings_take_effect(X, method):
     assert net.penalty.keywords["weight"] == 123.0
 
 
+@pytest.mark.parametrize("before, after", [(0.0, 0.9), (0.5, 0.0)])
+def test_changed_code_dropout_takes_effect(X, before, after):
+    """Check that a new code_dropout reaches the module that goes on (and
+    the training pass that serves it), as a fresh fit's would."""
+    import pickle
+
+    ae = Autoencoder(n_components=3, code_dropout=before, random_state=0)
+    ae.partial_fit(X)
+    unchanged = pickle.loads(pickle.dumps(ae)).partial_fit(X)
+    ae.set_params(code_dropout=after)
+    ae.partial_fit(X)
+    assert ae.net_.module_.code_dropout == after
+    assert (ae.net_.backprop_ is None) == (after > 0)
+    assert not np.allclose(ae.transform(X), unchanged.transform(X))
+    # A copy rebuilt from the parameters (skae.io, clone) agrees with it.
+    copy = pickle.loads(pickle.dumps(ae))
+    assert copy.net_.module_.code_dropout == after
+
+
 def test_changed_noise_takes_effect(X):
     """Check that a new noise level reaches partial_fit's corruption."""
     dae = DenoisingAutoencoder(n_components=3, noise_level=0.1, random_state=0)
