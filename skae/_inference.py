@@ -29,7 +29,9 @@ class _InferenceMixin(TransformerMixin):
 
     @property
     def _n_features_out(self):
-        """Number of transformed output features."""
+        """Number of transformed output features (AttributeError before
+        fit, so that get_feature_names_out raises NotFittedError)."""
+        self.net_  # noqa: B018
         return self.n_components
 
     def _map_rows(self, A, prepare, n_out, what, check_output=True, numpy=False):

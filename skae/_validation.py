@@ -39,11 +39,13 @@ def _from_tensor(X):
 def _float_dtypes(X):
     """The float dtypes check_array may keep X in.
 
-    check_array reads the column dtypes of NumPy arrays and pandas
-    DataFrames only; any other dataframe (polars) would become float32
-    whatever its columns, so float64 columns ask for float64 explicitly.
+    check_array reads the NumPy column dtypes of NumPy arrays and pandas
+    DataFrames only; any other dataframe (polars), and pandas' nullable
+    ``Float64`` columns, would become float32, so float64 columns ask for
+    float64 explicitly. Integer data become float32 (the precision training
+    runs in, at half float64's memory).
     """
-    if hasattr(X, "dtype") or hasattr(X, "iloc") or not hasattr(X, "dtypes"):
+    if hasattr(X, "dtype") or not hasattr(X, "dtypes"):
         return [np.float32, np.float64]
     if any(str(dtype) == "Float64" for dtype in X.dtypes):
         return np.float64

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -119,6 +119,8 @@ def test_inverse_transform_returns_ndarray(Estimator):
 def test_feature_names_are_stable(Estimator):
     """Check that the output names depend on the class and n_components only."""
     expected = _expected_names(Estimator)
+    with pytest.raises(NotFittedError):  # as PCA's, before fit
+        _make(Estimator).get_feature_names_out()
     est = _make(Estimator).fit(X_df)
     assert list(est.get_feature_names_out()) == expected
 
@@ -192,6 +194,16 @@ def test_polars_float64_input_keeps_float64():
     out = est.transform(X_pl)
 
     assert out.dtypes == [pl.Float64] * N_COMPONENTS
+
+
+def test_pandas_nullable_float64_input_keeps_float64():
+    """Check that pandas' nullable Float64 columns give float64 codes and
+    scores, as NumPy float64 columns do."""
+    X_nullable = X_df.astype("Float64")
+    est = _make(Autoencoder).fit(X_nullable)
+    assert est.transform(X_nullable).dtype == np.float64
+    assert est.score_samples(X_nullable).dtype == np.float64
+    np.testing.assert_allclose(est.transform(X_nullable), est.transform(X_df))
 
 
 def assert_rowwise_close(actual, desired, err_msg=""):
