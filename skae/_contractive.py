@@ -93,14 +93,16 @@ class ContractiveAutoencoder(_BaseAutoencoder):
     Adds the squared Frobenius norm of the encoder's Jacobian, averaged
     over the batch, to the reconstruction error.
 
-    Any scale of X works: the encoder sees each feature centred on the
+    The network is scale-free: the encoder sees each feature centred on the
     training mean and divided by its standard deviation (or the median
     feature's, when that is larger), and the decoder predicts the centred
     data in units of its root-mean-square deviation, so that squared errors
     keep X's relative weights, as PCA's do. ``inverse_transform``, ``score``
     and ``score_samples`` are in X's units. The decoder's output layer
     starts with zero weights and the training mean as bias: training starts
-    from the best constant reconstruction.
+    from the best constant reconstruction. The penalty is not: its Jacobian
+    is with respect to X in X's units, so a ``contraction_weight`` suits one
+    scale of X (standardize X, or tune the weight with X's scale).
 
     Parameters
     ----------

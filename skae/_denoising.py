@@ -53,14 +53,17 @@ class DenoisingAutoencoder(_BaseAutoencoder):
     random stream, and the loss compares the reconstruction of the corrupted
     batch with the clean one.
 
-    Any scale of X works: the encoder sees each feature centred on the
+    The network is scale-free: the encoder sees each feature centred on the
     training mean and divided by its standard deviation (or the median
     feature's, when that is larger), and the decoder predicts the centred
     data in units of its root-mean-square deviation, so that squared errors
     keep X's relative weights, as PCA's do. ``inverse_transform``, ``score``
     and ``score_samples`` are in X's units. The decoder's output layer
     starts with zero weights and the training mean as bias: training starts
-    from the best constant reconstruction.
+    from the best constant reconstruction. The corruption is not
+    scale-free: the Gaussian noise's ``noise_level`` is in X's units, and
+    masking sets entries to 0 in X's units, so that the defaults suit
+    standardized X (standardize X, or scale ``noise_level`` with X).
 
     Parameters
     ----------
@@ -76,8 +79,9 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         ``inverse_transform`` and ``score`` never corrupt.
 
     noise_level : float, default=0.2
-        Standard deviation of the Gaussian noise, or probability that a value
-        is corrupted for "masking" and "salt_and_pepper".
+        Standard deviation of the Gaussian noise, in X's units, or
+        probability that a value is corrupted for "masking" and
+        "salt_and_pepper".
 
     hidden_layer_sizes : tuple of int, default=(256, 128)
         Sizes of the encoder layers between the input and the code. The

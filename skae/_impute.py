@@ -227,12 +227,12 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Fill X's missing entries; observed entries are kept as they are.
 
+        A row whose every entry is missing gets the training means.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Data with missing entries (``missing_values``).
-
-        A row whose every entry is missing gets the training means.
 
         Returns
         -------

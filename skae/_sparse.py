@@ -119,7 +119,8 @@ class SparseAutoencoder(_BaseAutoencoder):
         units) are kept at unit norm, as in Gao et al. 2024: each step
         removes the gradient's component along its column and rescales the
         column after; the decoder starts with random unit columns and the
-        encoder as their transpose. Needs ``hidden_layer_sizes=()``.
+        encoder as their transpose. Needs ``hidden_layer_sizes=()`` and
+        ``tied_weights=False``.
 
     code_dropout : float, default=0.0
         Fraction of the code units zeroed at random in each training batch
