@@ -190,8 +190,11 @@ class _BaseAutoencoder(
     def partial_fit(self, X, y=None):
         """Train the autoencoder for one epoch over X.
 
-        The first call initialises the model; later calls continue training
-        it. Early stopping and the ``tol`` stopping rule do not apply.
+        The first call initialises the model, and its X sets the network's
+        units (each feature's mean and spread) for good: make the first
+        chunk a representative sample (a few hundred rows, shuffled); later
+        calls continue training. Early stopping and the ``tol`` stopping
+        rule do not apply.
 
         Parameters
         ----------

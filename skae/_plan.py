@@ -155,6 +155,15 @@ class _PlanningMixin(_NetMixin):
         if continuing:
             self._update_training_settings(net, X_train)
         else:
+            if incremental and X_train.shape[0] < 2:
+                warnings.warn(
+                    f"{type(self).__name__}.partial_fit's first call sets the "
+                    "network's units (each feature's mean and spread) from its "
+                    "X, here one row, which has no spread: the units stay X's "
+                    "own. Start with a representative chunk of rows.",
+                    UserWarning,
+                    stacklevel=5,
+                )
             net = self._build_net(X_train, seed, loss)
         stopping = None
         if not incremental:

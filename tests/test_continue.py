@@ -59,6 +59,18 @@ def test_changed_code_dropout_takes_effect(X, before, after):
     assert copy.net_.module_.code_dropout == after
 
 
+def test_a_one_row_first_chunk_warns_that_it_sets_the_units(X):
+    """Check that partial_fit warns when its first chunk, which sets the
+    network's units, is one row (no spread), and only then."""
+    with pytest.warns(UserWarning, match="first call sets the network's units"):
+        Autoencoder(n_components=2, random_state=0).partial_fit(X[:1])
+    ae = Autoencoder(n_components=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        ae.partial_fit(X[:32])
+        ae.partial_fit(X[:1])  # a later one-row chunk changes no unit
+
+
 def test_changed_noise_takes_effect(X):
     """Check that a new noise level reaches partial_fit's corruption."""
     dae = DenoisingAutoencoder(n_components=3, noise_level=0.1, random_state=0)
