@@ -29,6 +29,7 @@ from skae._nn.objectives import (
     contractive_exact,
     contractive_projection,
     kl_divergence_sparsity,
+    kl_divergence_sparsity_gradient,
     l1_sparsity,
     reconstruction_error,
 )
@@ -832,3 +833,21 @@ def test_closed_form_contraction_is_wrt_the_raw_input(activation):
     torch.testing.assert_close(closed, exact)
     unscaled = contractive_closed_form(codes, module.code_layer.weight, activation)
     torch.testing.assert_close(closed, unscaled * 3.7**2)
+
+
+@pytest.mark.parametrize("target", [1e-6, 1e-4, 0.05])
+def test_kl_penalty_is_accurate_in_float32_for_small_targets(target):
+    """Check that the float32 KL penalty (and the written-out one) matches
+    float64 to float32's relative precision: the ratio (1 - rho) /
+    (1 - rho_hat) rounds near 1, and a small target's large weight turned
+    that rounding into penalties of either sign."""
+    rng = np.random.default_rng(0)
+    codes = torch.as_tensor(
+        target * rng.uniform(0.2, 3.0, size=(64, 16)), dtype=torch.float64
+    )
+    reference = kl_divergence_sparsity(codes, target)
+    single = kl_divergence_sparsity(codes.float(), target)
+    written, _ = kl_divergence_sparsity_gradient(codes.float(), target)
+    assert reference.item() > 0
+    np.testing.assert_allclose(single.item(), reference.item(), rtol=1e-4)
+    np.testing.assert_allclose(written.item(), reference.item(), rtol=1e-4)

@@ -93,8 +93,11 @@ def kl_divergence_sparsity(codes, target, previous=None, momentum=0.0):
     """
     rho_hat = _rho_hat(codes, previous, momentum).clamp(_KL_EPS, 1.0 - _KL_EPS)
     rho = torch.as_tensor(target, dtype=codes.dtype, device=codes.device)
-    kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log(
-        (1 - rho) / (1 - rho_hat)
+    # log1p: log((1 - rho) / (1 - rho_hat)) in float32 loses ~1e-7 to the
+    # rounding of the ratio near 1, which a large weight (small targets)
+    # turns into noise of either sign.
+    kl = rho * torch.log(rho / rho_hat) + (1 - rho) * (
+        torch.log1p(-rho) - torch.log1p(-rho_hat)
     )
     return kl.sum(dim=-1)
 
@@ -133,7 +136,8 @@ def kl_divergence_sparsity_gradient(
     rho_hat = mean.clamp(_KL_EPS, 1.0 - _KL_EPS)
     rho = target
     kl = rho * torch.log(rho / rho_hat)
-    kl += (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+    rho_t = torch.as_tensor(rho, dtype=rho_hat.dtype, device=rho_hat.device)
+    kl += (1 - rho) * (torch.log1p(-rho_t) - torch.log1p(-rho_hat))
     penalty = kl.sum(dim=-1) * weight
     slope = (1 - rho) / (1 - rho_hat) - rho / rho_hat
     slope = slope.masked_fill_((mean < _KL_EPS) | (mean > 1.0 - _KL_EPS), 0.0)
