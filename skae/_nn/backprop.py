@@ -163,21 +163,11 @@ class Plan:
         """Each linear layer's ``(weight, bias, followed by an activation)``."""
         return [(layer.weight, layer.bias, act) for layer, act in self._linears]
 
-    @property
-    def offset(self):
-        return self._module.input_offset
-
-    @property
-    def scale(self):
-        return self._module.input_scale
-
-    @property
-    def target_offset(self):
-        return self._module.target_offset
-
-    @property
-    def target_scale(self):
-        return self._module.target_scale
+    # The module's centring and scaling buffers, as they are now.
+    offset = property(lambda self: self._module.input_offset)
+    scale = property(lambda self: self._module.input_scale)
+    target_offset = property(lambda self: self._module.target_offset)
+    target_scale = property(lambda self: self._module.target_scale)
 
 
 def backprop(
