@@ -301,15 +301,16 @@ class _PlanningMixin(_NetMixin):
         """Warn when training ended no better than the constant reconstruction.
 
         The decoder starts there (the mean, or its logit), so a fit that
-        stays within 1% of that loss learned nothing from X.
+        ends less than 1% below that loss (or above it: the penalty and the
+        noise count in the training loss) learned nothing from X.
         """
         constant = _constant_loss(net)
         if not losses or constant <= 0 or min(losses) < _CONSTANT_FRACTION * constant:
             return
         warnings.warn(
             f"{type(self).__name__} learned almost nothing: its best training "
-            f"loss ({min(losses):.4g}) is within "
-            f"{100 * (1 - _CONSTANT_FRACTION):.0f}% of the loss of "
+            f"loss ({min(losses):.4g}) is not "
+            f"{100 * (1 - _CONSTANT_FRACTION):.0f}% below the loss of "
             f"reconstructing every sample by the training mean ({constant:.4g}), "
             "so its codes carry almost no information about X. Train longer "
             "(max_iter), raise learning_rate_init, or lower the penalty weight.",

@@ -97,6 +97,11 @@ def take(estimator, X):
     ``estimator`` on the validated ``X``, removed from the store; or None."""
     if not _active:
         return None
+    # Settings a wrapper gives its autoencoder outside its parameters (the
+    # detector's trimmed loss, the imputer's mask of observed entries):
+    # batched training has none, so such a fit trains itself.
+    if getattr(estimator, "_trim_fraction", 0) or hasattr(estimator, "_observed"):
+        return None
     with _lock:
         stores = [
             s for s in _active if any(k[0] is type(estimator) for k in s._entries)

@@ -129,6 +129,19 @@ def test_tuned_with_batched_grid_search(data):
         search = BatchedGridSearchCV(trimmed, {"contamination": [0.1]}, **args)
         search.fit(X, y)
     assert not search.batched_.any()
+    # Trimmed and untrimmed candidates side by side: the trimmed ones train
+    # their own nets, not the batched untrimmed ones of the same parameters.
+    mixed = [{"trim_fraction": [0.2]}, {"trim_fraction": [0.0]}]
+    batched = BatchedGridSearchCV(detector, mixed, **args).fit(X, y)
+    sequential = GridSearchCV(detector, mixed, **args).fit(X, y)
+    assert batched.batched_.tolist() == [[False] * 3, [True] * 3]
+    np.testing.assert_allclose(
+        batched.cv_results_["mean_test_score"],
+        sequential.cv_results_["mean_test_score"],
+        rtol=1e-4,
+    )
+    scores = sequential.cv_results_["mean_test_score"]
+    assert scores[0] != scores[1]  # the comparison above can tell them apart
 
 
 def test_bad_input_is_refused(data):

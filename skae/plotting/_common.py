@@ -30,7 +30,10 @@ def _check_image_shape(image_shape, n_features):
                 f"height * width == {n_features}."
             )
         return (side, side)
-    shape = tuple(image_shape)
+    try:
+        shape = tuple(image_shape)
+    except TypeError:  # a single number, say
+        shape = ()
     if (
         len(shape) != 2
         or not all(isinstance(s, Integral) and s >= 1 for s in shape)
