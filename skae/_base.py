@@ -278,6 +278,14 @@ class _BaseAutoencoder(
             return None
         train = observed if plan.train_rows is None else observed[plan.train_rows]
         valid = None if plan.valid_rows is None else observed[plan.valid_rows]
+        if valid is not None and not valid.any():
+            raise ValueError(
+                f"The {len(valid)} validation row(s) that early_stopping set "
+                "aside hold no observed entry: their loss is 0 at every epoch, "
+                "so early stopping would keep the first epoch. Raise "
+                "validation_fraction, "
+                "or set early_stopping=False."
+            )
         return train, valid
 
     def _train(self, plan, before):

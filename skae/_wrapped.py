@@ -10,6 +10,8 @@ attributes but ``estimator_``, and, for the imputer, the columns of its
 else changes in the format: the digest covers the key with the rest.
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 from sklearn.base import clone
 from sklearn.impute import MissingIndicator
@@ -54,6 +56,27 @@ def wrapper_to_json(wrapper):
         if indicator is None
         else [int(i) for i in indicator.features_],
     }
+
+
+@contextmanager
+def fit_settings(file, spec, inner):
+    """While the block runs, ``inner`` has the settings the wrapper that
+    ``spec`` describes gave it for its fit: an imputer reading missing
+    indicators sets ``_n_values``, the value columns (before the
+    indicators), which its corruption leaves the indicators out by and whose
+    shape the saved corruption has. ``spec`` is checked in
+    :func:`wrapper_from_json`."""
+    width = None
+    if isinstance(spec, dict) and spec.get("class") == "AutoencoderImputer":
+        params, fitted = _decode(file, spec, "params"), _decode(file, spec, "fitted")
+        if isinstance(params, dict) and params.get("indicate_missing", False):
+            width = fitted.get("n_features_in_") if isinstance(fitted, dict) else None
+    if type(width) is int:
+        inner._n_values = width
+    try:
+        yield
+    finally:
+        inner.__dict__.pop("_n_values", None)
 
 
 def wrapper_from_json(file, spec, inner):

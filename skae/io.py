@@ -27,14 +27,13 @@ A skae file is a zip archive holding exactly three entries, each once:
     fitted attributes, every attribute whose name ends with an underscore
     except ``net_`` (``fitted``), its ``set_output`` configuration
     (``output_config``), the state of its training engine (``net``: the
-    seed of its random streams, its training history, the tensors that
-    the corruption or penalty took from the training data, and the steps
-    trained and moving average of the mean activations that continued
-    training reads). Values that
-    JSON lacks are objects tagged by a ``"__type__"`` key: ``"tuple"`` (with
-    ``"items"``), and ``"ndarray"`` or ``"numpy_scalar"`` (with ``"dtype"``,
-    ``"shape"``, and ``"data"``: the base64 of the C-ordered bytes for
-    numbers, a list of strings for strings).
+    seed of its random streams, its history, the tensors the corruption or
+    penalty took from the training data, the steps trained and the moving
+    average of the mean activations). Values that JSON lacks are objects
+    tagged by a ``"__type__"`` key: ``"tuple"`` (with ``"items"``), and
+    ``"ndarray"`` or ``"numpy_scalar"`` (with ``"dtype"``, ``"shape"``, and
+    ``"data"``: the base64 of the C-ordered bytes for numbers, a list of
+    strings for strings).
 
 ``weights.pt``
     ``torch.save`` of ``{"module": ..., "optimizer": ...}``, the state
@@ -113,7 +112,13 @@ from ._restore import (
     _restore_training_state,
     _training_state,
 )
-from ._wrapped import WRAPPERS, is_wrapper, wrapper_from_json, wrapper_to_json
+from ._wrapped import (
+    WRAPPERS,
+    fit_settings,
+    is_wrapper,
+    wrapper_from_json,
+    wrapper_to_json,
+)
 
 
 def _check_estimator(estimator):
@@ -366,7 +371,6 @@ def load(file, *, device=None):
     seed = net_info["seed"]
     if type(seed) is not int:
         raise _invalid(file, f"its seed {seed!r} is not an int")
-
     estimator = _make_estimator(file, document["class"], params, device)
     _check_fitted_attributes(file, estimator, fitted)
     n_features = fitted["n_features_in_"]
@@ -376,7 +380,8 @@ def load(file, *, device=None):
     # The data only sets the module's centring and output bias, which the
     # saved weights replace, and the hooks' tensors, restored below.
     placeholder = np.zeros((2, n_features), dtype=np.float32)
-    net = estimator._build_net(placeholder, seed, fitted["loss_"])
+    with fit_settings(file, document.get("wrapper"), estimator):
+        net = estimator._build_net(placeholder, seed, fitted["loss_"])
     net.initialize()
     _load_module_state(file, net.module_, module_state)
     _load_optimizer_state(file, net.optimizer_, optimizer_state)

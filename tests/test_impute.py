@@ -216,9 +216,10 @@ def test_pickle_and_pipeline_search(low_rank):
     assert search.best_score_ > 0.8
 
 
+@pytest.mark.parametrize("noise", ["masking", "salt_and_pepper"])
 @pytest.mark.parametrize("add_indicator", [False, True])
 @pytest.mark.parametrize("missing_values", [np.nan, -1.0])
-def test_saved_with_skae_io(low_rank, tmp_path, add_indicator, missing_values):
+def test_saved_with_skae_io(low_rank, tmp_path, add_indicator, missing_values, noise):
     from skae.io import load, save
 
     _, X_missing = low_rank
@@ -227,12 +228,16 @@ def test_saved_with_skae_io(low_rank, tmp_path, add_indicator, missing_values):
     if not np.isnan(missing_values):
         X_missing = np.where(np.isnan(X_missing), missing_values, X_missing)
     imputer = AutoencoderImputer(
-        DenoisingAutoencoder(n_components=2, noise="masking", **FAST),
+        DenoisingAutoencoder(n_components=2, noise=noise, **FAST),
         missing_values=missing_values,
         add_indicator=add_indicator,
     ).fit(X_missing)
     save(imputer, tmp_path / "imputer.skae")
     copy = load(tmp_path / "imputer.skae")
+    # The corruption spares the missing indicators, as in the fit (salt and
+    # pepper keeps the value columns' range).
+    corrupt, fitted = copy.estimator_.net_.corrupt, imputer.estimator_.net_.corrupt
+    assert corrupt.keywords["n_values"] == fitted.keywords["n_values"] == 8
     assert type(copy) is AutoencoderImputer
     assert copy.get_params(deep=False).keys() == imputer.get_params(deep=False).keys()
     assert type(copy.estimator) is DenoisingAutoencoder
@@ -291,3 +296,18 @@ def test_cross_entropy_estimator_is_refused_with_the_reason(low_rank):
     estimator = Autoencoder(loss="binary_cross_entropy", **FAST)
     with pytest.raises(ValueError, match="standardized.*loss='squared_error'"):
         AutoencoderImputer(estimator).fit(X_missing)
+
+
+def test_early_stopping_on_validation_rows_with_nothing_observed_is_refused():
+    """Check that validation rows without an observed entry (a loss of 0 at
+    every epoch, which early stopping would take for the best) are refused
+    rather than stopping at the first epoch's weights."""
+    X = np.random.RandomState(0).normal(size=(10, 4))
+    X[:6] = np.nan
+    estimator = Autoencoder(
+        n_components=2, max_iter=20, early_stopping=True, random_state=0
+    )
+    with pytest.raises(ValueError, match="validation row.*no observed entry"):
+        AutoencoderImputer(estimator).fit(X)
+    X[:6, 0] = 1.0  # observed entries everywhere: it trains
+    AutoencoderImputer(estimator).fit(X)
