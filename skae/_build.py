@@ -12,7 +12,6 @@ import torch
 
 from ._engine.data import resolve_device
 from ._engine.net import AutoencoderNet, ReconstructionLoss
-from ._nn.backprop import Plan
 from ._nn.modules import AutoencoderModule
 from ._units import _moments, _units
 
@@ -158,9 +157,7 @@ class _NetMixin:
             # A training setting of the module (no weight depends on it);
             # the written-out pass serves only nets without it.
             net.module__code_dropout = net.module_.code_dropout = self.code_dropout
-            net.backprop_ = None
-            if not self.code_dropout and net.written_out_gradients:
-                net.backprop_ = Plan(net.module_)
+            net.plan_backprop()
         net.penalty = self._penalty(X.shape[0], self.loss_)
         corrupt = self._corruption(X)
         old = net.corrupt

@@ -184,7 +184,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         peak = np.abs(deviation).max(axis=0)
         peak[~(peak > 0)] = 1.0
         scale = peak * np.sqrt(((deviation / peak) ** 2).sum(axis=0) / counts)
-        scale[~(scale > 1e-12 * np.abs(mean)) | (scale == 0)] = 1.0
+        scale[~(scale > 1e-12 * np.abs(mean))] = 1.0
         self.statistics_, self.scale_ = mean, scale
         estimator = self.estimator
         if estimator is None:

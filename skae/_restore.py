@@ -218,9 +218,10 @@ def _restore_training_state(file, module, saved):
     module.steps_trained = steps
     if average is None:
         return
-    codes = [m for m in module.encoder if isinstance(m, torch.nn.Linear)][-1]
-    codes = codes.out_features
-    if not isinstance(average, np.ndarray) or average.shape != (codes,):
+    code_layer = [m for m in module.encoder if isinstance(m, torch.nn.Linear)][-1]
+    if not isinstance(average, np.ndarray) or average.shape != (
+        code_layer.out_features,
+    ):
         raise _invalid(file, "its rho_hat_average does not fit the estimator")
     device = module.input_offset.device
     module.rho_hat_average = torch.as_tensor(average, device=device)

@@ -9,6 +9,7 @@ optional hooks, ``corrupt(x, generator)`` and
 it trains.
 """
 
+import contextlib
 import copy
 
 import torch
@@ -231,9 +232,7 @@ class AutoencoderNet(NeuralNet):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        # A CUDA net unpickled without CUDA: skorch sets a torch.device.
-        if isinstance(self.device, torch.device):
-            self.device = str(self.device)
+        self.device = str(self.device)  # skorch may have set a torch.device
 
     def get_iterator(self, dataset, training=False):
         X = dataset.tensors[0]
@@ -255,13 +254,15 @@ class AutoencoderNet(NeuralNet):
 
     def initialize_module(self):
         super().initialize_module()
+        self.plan_backprop()
+        return self
+
+    def plan_backprop(self):
+        """Set ``backprop_`` for the module as it is now (None: autograd)."""
         self.backprop_ = None
         if self.written_out_gradients:
-            try:
+            with contextlib.suppress(AttributeError, ValueError):
                 self.backprop_ = Plan(self.module_)
-            except (AttributeError, ValueError):
-                pass
-        return self
 
     def initialize_callbacks(self):
         super().initialize_callbacks()
@@ -277,8 +278,7 @@ class AutoencoderNet(NeuralNet):
             ]
             for event in _BATCH_EVENTS
         }
-        # Whether a callback listens to batch events (and may read or write
-        # the per-batch history).
+        # Whether a callback listens to batch events (and the batch history).
         self.batch_records_ = any(
             getattr(type(cb), event) is not getattr(Callback, event)
             for _, cb in self.callbacks_

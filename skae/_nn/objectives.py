@@ -7,6 +7,8 @@ trained at once as one batched model. Penalty weights are applied by the
 caller, so a weight may be a tensor broadcasting over those leading axes.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -136,8 +138,8 @@ def kl_divergence_sparsity_gradient(
     rho_hat = mean.clamp(_KL_EPS, 1.0 - _KL_EPS)
     rho = target
     kl = rho * torch.log(rho / rho_hat)
-    rho_t = torch.as_tensor(rho, dtype=rho_hat.dtype, device=rho_hat.device)
-    kl += (1 - rho) * (torch.log1p(-rho_t) - torch.log1p(-rho_hat))
+    log1p_rho = torch.log1p(-rho) if torch.is_tensor(rho) else math.log1p(-rho)
+    kl += (1 - rho) * (log1p_rho - torch.log1p(-rho_hat))
     penalty = kl.sum(dim=-1) * weight
     slope = (1 - rho) / (1 - rho_hat) - rho / rho_hat
     slope = slope.masked_fill_((mean < _KL_EPS) | (mean > 1.0 - _KL_EPS), 0.0)
