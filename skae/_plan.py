@@ -19,6 +19,7 @@ public parameters); ``skae.io`` rebuilds a saved net with ``_build_net``
 and reads the fitted attributes off it with ``_describe_net``.
 """
 
+import math
 import warnings
 from dataclasses import dataclass
 from numbers import Integral
@@ -284,8 +285,12 @@ class _PlanningMixin(_NetMixin):
         return max(_AUTO_MIN_EPOCHS, -(-_AUTO_MAX_STEPS // max(1, batches)))
 
     def _split_validation(self, n_samples, seed):
-        """Positions of the training and the validation rows, each sorted."""
-        n_valid = int(round(self.validation_fraction * n_samples))
+        """Positions of the training and the validation rows, each sorted.
+
+        The validation part has ``ceil(validation_fraction * n_samples)``
+        rows, as ``MLPRegressor``'s (``train_test_split``'s rounding).
+        """
+        n_valid = math.ceil(self.validation_fraction * n_samples)
         if n_valid < 1 or n_valid >= n_samples:
             raise ValueError(
                 f"early_stopping=True with validation_fraction="

@@ -2,6 +2,7 @@
 method either gives finite results of the right shape and dtype or raises
 the documented error."""
 
+import math
 import os
 import warnings
 
@@ -139,7 +140,7 @@ def _expected_error(estimator, X):
     ):
         return r"jacobian='closed_form' holds for a single encoder layer only"
     if params["early_stopping"]:
-        n_valid = int(round(params["validation_fraction"] * X.shape[0]))
+        n_valid = math.ceil(params["validation_fraction"] * X.shape[0])
         if n_valid < 1 or n_valid >= X.shape[0]:
             return r"leaves \d+ of \d+ samples for validation.*early_stopping=False"
     return None

@@ -142,9 +142,23 @@ def test_early_stopping_restores_best_weights():
 
 def test_early_stopping_needs_samples_on_both_sides():
     """Check that a validation split that leaves a side empty is a clear error."""
-    ae = Autoencoder(n_components=2, early_stopping=True, device="cpu")
-    with pytest.raises(ValueError, match="validation_fraction"):
-        ae.fit(np.ones((3, 4)))
+    ae = Autoencoder(
+        n_components=2, early_stopping=True, validation_fraction=0.9, device="cpu"
+    )
+    with pytest.raises(ValueError, match="leaves 5 of 5 samples"):
+        ae.fit(np.ones((5, 4)))
+
+
+def test_validation_part_is_rounded_up_as_in_mlp_regressor():
+    """Check that the validation part has ceil(fraction * n) rows, as
+    MLPRegressor's: 5 rows at the default 0.1 hold one out, not none."""
+    X = np.random.RandomState(0).normal(size=(5, 3))
+    ae = Autoencoder(n_components=2, early_stopping=True, max_iter=2, device="cpu")
+    ae.fit(X)
+    assert len(ae.validation_scores_) == ae.n_iter_
+    train, valid = ae._split_validation(23, 0)
+    assert (len(train), len(valid)) == (20, 3)  # 2.3 rounded up
+    assert np.array_equal(np.sort(np.concatenate([train, valid])), np.arange(23))
 
 
 def test_partial_fit_trains_one_epoch_per_call(X):
