@@ -33,6 +33,9 @@ SAELens TopK (when measured).
     python benchmarks/bench_sae.py --threads 2 --large
     python benchmarks/bench_sae.py --threads 2 --large-only
     python benchmarks/bench_sae.py --device cuda --large   # skae on a GPU
+    python benchmarks/bench_sae.py --threads 2 --sweep --quick
+    python benchmarks/bench_sae.py --threads 2 --scaling --quick
+    python benchmarks/bench_sae.py --threads 1 --schedules   # MMCS, 5 seeds
 
 ``--device cuda`` trains skae's models (and the sweep) on the GPU, timed
 with the device synchronised; the SAELens rows stay a CPU comparison and
@@ -229,8 +232,7 @@ def sweep(X, steps, device):
             # A fixed step budget: every fit reaches max_iter, by design.
             warnings.simplefilter("always")
             search.fit(X)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        synchronize_device(device)
         times[name] = time.perf_counter() - start
         n_warned = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
         print(f"  ({n_warned} ConvergenceWarnings: fits at their step budget)")
@@ -247,6 +249,116 @@ def sweep(X, steps, device):
     )
 
 
+def schedules(X, atoms, steps, device, seeds=(0, 1, 2, 3, 4)):
+    """MMCS of TopK k=5 on protocol one over five seeds, for learning-rate
+    schedules and settings around the target rows': each one's mean and
+    lowest seed, to tell a setting's effect from the seed's."""
+    epochs = max(1, round(steps * BATCH / X.shape[0]))
+    steps = epochs * -(-X.shape[0] // BATCH)
+
+    def schedule(fraction):
+        return [
+            LRScheduler(
+                policy="LambdaLR",
+                lr_lambda=lambda step: fraction(step / steps),
+                step_every="batch",
+            )
+        ]
+
+    def decayed(t):
+        return max(0.0, 1 - t)
+
+    settings = {
+        "decayed from 1e-2 (the target rows)": dict(callbacks=schedule(decayed)),
+        "constant 1e-2": {},
+        "constant 7e-3": dict(learning_rate_init=7e-3),
+        "decayed from 1.5e-2": dict(
+            learning_rate_init=1.5e-2, callbacks=schedule(decayed)
+        ),
+        "decayed, revival_weight=0.1": dict(
+            revival_weight=0.1, callbacks=schedule(decayed)
+        ),
+        "decayed, alpha=0": dict(alpha=0.0, callbacks=schedule(decayed)),
+        "decayed, alpha=1e-3": dict(alpha=1e-3, callbacks=schedule(decayed)),
+        "decayed, dead_unit_window=1000": dict(
+            dead_unit_window=1000, callbacks=schedule(decayed)
+        ),
+        "decayed, dead_unit_window=8000": dict(
+            dead_unit_window=8000, callbacks=schedule(decayed)
+        ),
+        "1e-2 for half the steps, then decayed": dict(
+            callbacks=schedule(lambda t: min(1.0, max(0.0, 2 * (1 - t))))
+        ),
+        "BatchTopK, decayed": dict(sparsity="batch_topk", callbacks=schedule(decayed)),
+    }
+    base = skae_models(256, epochs, device=device)["skae TopK k=5"]
+    rows = [["setting", *[f"seed {seed}" for seed in seeds], "mean", "lowest"]]
+    for name, setting in settings.items():
+        found = []
+        for seed in seeds:
+            model = clone(base).set_params(
+                **{"learning_rate_init": 1e-2, "random_state": seed, **setting}
+            )
+            found.append(measure(name, model, X, atoms)["mmcs"])
+        rows.append(
+            [
+                name,
+                *[f"{m:.4f}" for m in found],
+                f"{np.mean(found):.4f}",
+                f"{min(found):.4f}",
+            ]
+        )
+        print(f"  {name}: done", flush=True)
+    print(f"\n[schedules] TopK k=5, {epochs} epochs of {BATCH} rows: MMCS")
+    print(text_table(rows))
+
+
+def scaling(X, steps, device):
+    """Where the sweep's speed-up is bounded: the batched step's time per
+    net for 2 to 24 nets trained at once (``BatchedGridSearchCV`` over k,
+    2 folds of 10000 rows, ``refit=False``), against one fit's time per
+    step, all in this run. A batched net-step can save the training
+    loop's overhead (Python, callbacks, per-step small tensors); the
+    arithmetic per net is the same."""
+    epochs = max(1, round(steps * BATCH / (X.shape[0] / 2)))
+    n_steps = epochs * -(-(X.shape[0] // 2) // BATCH)
+    model = skae_models(256, epochs, device=device)["skae TopK k=5"]
+    ks = [3, 5, 8, 4, 6, 7, 9, 10, 11, 12, 13, 14]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        short = clone(model).set_params(max_iter=1)
+        BatchedGridSearchCV(short, {"n_nonzero_coefs": ks[:2]}, cv=2).fit(X[:4096])
+        start = time.perf_counter()
+        clone(model).fit(X[: X.shape[0] // 2])
+        synchronize_device(device)
+        single = (time.perf_counter() - start) / n_steps
+        rows = [["nets", "per stacked step", "per net-step", "one fit / net-step"]]
+        rows.append(["1 (one fit)", f"{1e3 * single:.2f} ms", "", ""])
+        for n in (1, 2, 3, 6, 12):
+            grid = {"n_nonzero_coefs": ks[:n], "revival_weight": [1 / 32]}
+            search = BatchedGridSearchCV(model, grid, cv=2, refit=False)
+            start = time.perf_counter()
+            search.fit(X)
+            synchronize_device(device)
+            per_step = (time.perf_counter() - start) / n_steps
+            assert search.batched_.all(), "every fit trains batched"
+            rows.append(
+                [
+                    str(2 * n),
+                    f"{1e3 * per_step:.2f} ms",
+                    f"{1e3 * per_step / (2 * n):.3f} ms",
+                    f"{single / (per_step / (2 * n)):.2f}x",
+                ]
+            )
+    print(f"\n[scaling] {epochs} epochs of {BATCH} rows on {device}")
+    print(text_table(rows))
+
+
+def synchronize_device(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500 steps")
@@ -256,6 +368,16 @@ def main():
     )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--sweep", action="store_true", help="only the sweep")
+    parser.add_argument(
+        "--schedules",
+        action="store_true",
+        help="only MMCS over five seeds for schedules around the target rows'",
+    )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="only the batched step's time per net against one fit's",
+    )
     parser.add_argument(
         "--device",
         choices=("cpu", "cuda"),
@@ -268,11 +390,18 @@ def main():
     use_threads(args.threads)
     if args.device == "cuda":
         print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-    if args.sweep:
+    if args.sweep or args.scaling:
         X, _, _ = make_sparse_superposition(
             n_samples=20000, n_features=64, n_atoms=256, n_active=5, random_state=0
         )
-        sweep(X.astype(np.float32), 500 if args.quick else 2000, args.device)
+        run = sweep if args.sweep else scaling
+        run(X.astype(np.float32), 500 if args.quick else 2000, args.device)
+        return
+    if args.schedules:
+        X, _, atoms = make_sparse_superposition(
+            n_samples=20000, n_features=64, n_atoms=256, n_active=5, random_state=0
+        )
+        schedules(X.astype(np.float32), atoms, 500 if args.quick else 2000, args.device)
         return
     table = []
     for title, p in protocols(args):
