@@ -123,6 +123,11 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
         return "a trimmed loss has no batched form"
     if ae.callbacks:
         return "the autoencoder has callbacks"
+    if isinstance(ae.random_state, np.random.RandomState):
+        return (
+            "random_state is a RandomState instance, by which no fit can be "
+            "matched to a batched one (pass an int)"
+        )
     leading = estimator.steps[:position] if position else []
     names = {name for name, _ in leading}
     if any(key.split("__")[0] in names for key in parameters):
@@ -157,6 +162,8 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
             return f"its code layer ({code_kind}) has no batched form"
     penalty = net.penalty
     if penalty is not None and getattr(penalty, "stacked_ndims", None) is None:
+        if getattr(ae, "jacobian", None) is not None:
+            return f"jacobian={ae.jacobian!r} has no batched form"
         return f"its penalty ({penalty.func.__name__}) has no batched form"
     # Rows of the tensor that the net trains on: of X, or of the fold's
     # transformed training data when steps come first.

@@ -291,7 +291,13 @@ class BatchedGridSearchCV(BaseSearchCV):
             cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         # The splits are drawn once, for the batched training and for the
         # evaluation alike (a shuffling splitter would draw others).
-        splits = list(cv.split(X, y, **routed.splitter.split))
+        # A split given as boolean masks (which scikit-learn's searches
+        # take) becomes the indices of its rows, which the batched training
+        # selects by.
+        splits = [
+            tuple(_as_indices(part) for part in split)
+            for split in cv.split(X, y, **routed.splitter.split)
+        ]
         candidates = list(ParameterGrid(self.param_grid))
         done = pretrain(
             self,
@@ -338,3 +344,9 @@ class BatchedGridSearchCV(BaseSearchCV):
             extra[c, s] = seconds
         results = self.cv_results_
         results["mean_fit_time"] = results["mean_fit_time"] + extra.mean(axis=1)
+
+
+def _as_indices(rows):
+    """A split's rows as an array of indices (a boolean mask's positions)."""
+    rows = np.asarray(rows)
+    return np.flatnonzero(rows) if rows.dtype == bool else rows

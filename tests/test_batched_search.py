@@ -210,6 +210,20 @@ def test_revival_case_revives(X):
     assert np.abs(on.dictionary_ - off.dictionary_).max() > 1e-3
 
 
+def test_batched_topk_search_warns_of_nothing_but_its_budget(X):
+    """Check that the batched TopK step raises no warning of its own (torch
+    warned, every step, that it resized an ``out=`` buffer of the wrong
+    shape, which later torch releases refuse)."""
+    estimator = SparseAutoencoder(n_components=6, sparsity="topk", **FAST)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        search = BatchedGridSearchCV(estimator, {"n_nonzero_coefs": [1, 2]}, cv=CV)
+        search.fit(X)
+    assert search.batched_.all()
+    others = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
+    assert not others, [str(w.message)[:200] for w in others]
+
+
 def test_members_stop_on_their_own_epochs(X):
     """Check that members stop at their own epoch, as their sequential fits do."""
     estimator = Autoencoder(
@@ -287,6 +301,48 @@ def test_default_scoring_matches_grid_search(X):
     assert ours.transform(X).shape == (73, 4)
     restored = pickle.loads(pickle.dumps(ours))
     np.testing.assert_array_equal(restored.transform(X), ours.transform(X))
+
+
+def test_splits_given_as_boolean_masks_train_on_their_rows(X):
+    """Check that cv given as boolean (train, test) masks, which
+    GridSearchCV takes, trains batched on the rows the masks select."""
+    masks = []
+    for train, _ in CV.split(X):
+        mask = np.zeros(len(X), dtype=bool)
+        mask[train] = True
+        masks.append((mask, ~mask))
+    estimator = Autoencoder(n_components=3, hidden_layer_sizes=(8,), **FAST)
+    grid = {"alpha": [0.0, 0.1]}
+    ours = BatchedGridSearchCV(estimator, grid, cv=masks).fit(X)
+    assert ours.batched_.all()
+    _assert_same_results(ours, GridSearchCV(estimator, grid, cv=masks).fit(X))
+    _assert_same_results(ours, GridSearchCV(estimator, grid, cv=CV).fit(X))
+
+
+@pytest.mark.parametrize(
+    "estimator, reason",
+    [
+        (
+            SparseAutoencoder(
+                n_components=4, **(FAST | {"random_state": np.random.RandomState(0)})
+            ),
+            r"random_state is a RandomState instance.*\(pass an int\)",
+        ),
+        (
+            ContractiveAutoencoder(n_components=4, jacobian="exact", **FAST),
+            r"jacobian='exact' has no batched form",
+        ),
+    ],
+    ids=["RandomState", "exact-jacobian"],
+)
+def test_fallback_warning_names_the_parameter_to_change(X, estimator, reason):
+    """Check that a search that batches nothing says which parameter of the
+    autoencoder stops it, in the user's terms."""
+    grid = {"alpha": [1e-4, 1e-2]}
+    with pytest.warns(UserWarning, match=reason):
+        ours = BatchedGridSearchCV(estimator, grid, cv=CV).fit(X)
+    assert not ours.batched_.any()
+    _assert_same_results(ours, GridSearchCV(estimator, grid, cv=CV).fit(X))
 
 
 def test_unbatched_candidates_fall_back_to_sequential_fits(X, monkeypatch):

@@ -112,8 +112,9 @@ def sparse_losses(trainer, module, index, groups, training=True):
         rows, part = group_batch(module, index, (members, starts, size))
         buffer = trainer.workspace.tensor
         shape = (*rows.shape, X.shape[1])
+        flat = (rows.numel(), X.shape[1])  # index_select's own shape
         x = torch.index_select(
-            X, 0, rows.reshape(-1), out=buffer("x", shape, X.dtype, device)
+            X, 0, rows.reshape(-1), out=buffer("x", flat, X.dtype, device)
         ).view(shape)
         target = x
         if trainer.criterion.loss == "squared_error":
