@@ -100,8 +100,9 @@ class _NetMixin:
         "tied_weights",
     )
 
-    def _check_same_model(self, net):
-        """Refuse to continue a network whose defining parameters changed."""
+    def _check_same_model(self, net, doing="continue training"):
+        """Refuse to continue (or save) a network whose defining parameters
+        changed since it was built."""
         built = {
             "n_components": net.module__n_components,
             "hidden_layer_sizes": tuple(net.module__hidden_layer_sizes),
@@ -125,15 +126,23 @@ class _NetMixin:
         if self.loss != "auto" and self.loss != self.loss_:
             changed.append("loss")
             built["loss"], now["loss"] = self.loss_, self.loss
-        if changed:
-            what = ", ".join(f"{n} from {built[n]!r} to {now[n]!r}" for n in changed)
+        if not changed:
+            return
+        what = ", ".join(f"{n} from {built[n]!r} to {now[n]!r}" for n in changed)
+        if doing == "save":
             raise ValueError(
-                f"{type(self).__name__} cannot continue training its network: "
-                f"{what} changed since it was built, and warm_start and "
-                "partial_fit continue the same network. Call fit with "
-                "warm_start=False to train a new one, or set the parameters "
-                "back."
+                f"{type(self).__name__} cannot be saved: {what} changed since "
+                "it was fitted, so its parameters no longer describe its "
+                "network (a file would load as another model). Set the "
+                "parameters back, or fit again, then save."
             )
+        raise ValueError(
+            f"{type(self).__name__} cannot continue training its network: "
+            f"{what} changed since it was built, and warm_start and "
+            "partial_fit continue the same network. Call fit with "
+            "warm_start=False to train a new one, or set the parameters "
+            "back."
+        )
 
     def _update_training_settings(self, net, X):
         """Apply the current training parameters to a network that continues.

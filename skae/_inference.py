@@ -31,8 +31,14 @@ class _InferenceMixin(TransformerMixin):
     def _n_features_out(self):
         """Number of transformed output features (AttributeError before
         fit, so that get_feature_names_out raises NotFittedError)."""
-        self.net_  # noqa: B018
-        return self.n_components
+        return self._fitted_n_components
+
+    @property
+    def _fitted_n_components(self):
+        """The code size of the fitted net (``n_components`` may have been
+        set since, with no refit: the fitted model stays as it was, as
+        scikit-learn's fitted estimators do)."""
+        return self.net_.module__n_components
 
     def _map_rows(self, A, prepare, n_out, what, check_output=True, numpy=False):
         """``map_rows`` over the fitted module (see ``_engine.inference``)."""
@@ -84,7 +90,7 @@ class _InferenceMixin(TransformerMixin):
         return self._map_rows(
             X,
             lambda module: module.inference_encoder(check_first_layer, numpy=numpy),
-            self.n_components,
+            self._fitted_n_components,
             "codes",
             check_output=not one_layer,
             numpy=numpy,
@@ -108,10 +114,11 @@ class _InferenceMixin(TransformerMixin):
         with _numeric_input(self):
             X = check_array(X, dtype=_float_dtypes(X), estimator=self)
         _check_float32_range(X, self)
-        if X.shape[1] != self.n_components:
+        n_components = self._fitted_n_components
+        if X.shape[1] != n_components:
             raise ValueError(
                 f"X has {X.shape[1]} columns but {type(self).__name__} decodes "
-                f"codes of n_components={self.n_components} columns. Pass the "
+                f"codes of n_components={n_components} columns. Pass the "
                 "output of transform."
             )
 

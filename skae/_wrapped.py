@@ -6,8 +6,10 @@ gains the key ``"wrapper"``: the wrapper's class (from a fixed table), its
 parameters but ``estimator``, whether ``estimator`` was given (a given
 one is restored as an unfitted copy of ``estimator_``), its fitted
 attributes but ``estimator_``, and, for the imputer, the columns of its
-``MissingIndicator`` (``indicator_features``; None without one). Nothing
-else changes in the format: the digest covers the key with the rest.
+``MissingIndicator`` (``indicator_features``; None without one), and its
+``set_output`` configuration (``output_config``; absent from files written
+before it was kept). Nothing else changes in the format: the digest covers
+the key with the rest.
 """
 
 from contextlib import contextmanager
@@ -19,9 +21,10 @@ from sklearn.utils._missing import is_scalar_nan
 from sklearn.utils.validation import check_is_fitted
 
 from ._archive import _FITTED_NAME, _decode, _invalid
-from ._codec import _attribute_to_json, _param_to_json
+from ._codec import _attribute_to_json, _param_to_json, _to_json
 from ._impute import AutoencoderImputer
 from ._outlier import AutoencoderOutlierDetector
+from ._restore import _restore_output_config
 
 WRAPPERS = {
     "AutoencoderImputer": AutoencoderImputer,
@@ -55,6 +58,7 @@ def wrapper_to_json(wrapper):
         "indicator_features": None
         if indicator is None
         else [int(i) for i in indicator.features_],
+        "output_config": _to_json(dict(getattr(wrapper, "_sklearn_output_config", {}))),
     }
 
 
@@ -124,6 +128,8 @@ def wrapper_from_json(file, spec, inner):
     wrapper.estimator_ = inner
     if cls is AutoencoderImputer:
         wrapper.indicator_ = _indicator(file, wrapper, spec["indicator_features"])
+    if "output_config" in spec:
+        _restore_output_config(file, wrapper, _decode(file, spec, "output_config"))
     return wrapper
 
 

@@ -51,22 +51,21 @@ A skae file is a zip archive holding exactly three entries, each once:
 
 Files of format version 1, the previous format, are still read, with a
 warning: they have no ``skae.sha256`` entry, and the digest in their
-``skae.json`` (key ``weights_sha256``) covers ``weights.pt`` only, so it
-does not detect an edit to their ``skae.json``. Save the estimator again to
-write the current version.
+``skae.json`` (key ``weights_sha256``) covers ``weights.pt`` only, missing
+an edit to their ``skae.json``. Save the estimator again to update them.
 
 Only the four skae estimator classes can be loaded; their names are looked
 up in a fixed table, never imported from the file. An
 :class:`~skae.AutoencoderOutlierDetector` or
 :class:`~skae.AutoencoderImputer` is saved as the file of its fitted
-autoencoder whose ``skae.json`` has one more key, ``wrapper``: the
-wrapper's class (from a second fixed table), parameters and fitted
-attributes; :func:`load` returns the wrapper around the autoencoder.
+autoencoder whose ``skae.json`` has one more key, ``wrapper`` (the
+wrapper's class, from a second fixed table, parameters, fitted attributes
+and output configuration); :func:`load` returns the wrapper around it.
 
-Parameters that are Python objects, such as a list of skorch ``callbacks``
-or a ``RandomState`` instance as ``random_state``, cannot be saved this way:
-replace them before saving, or use pickle or joblib, which store any object
-but must only be used to load files from trusted sources.
+Parameters that are Python objects (skorch ``callbacks``, a ``RandomState``
+as ``random_state``) cannot be saved this way, nor network parameters
+(``n_components``, say) set to other values since ``fit``: replace them,
+or use pickle or joblib, which must only load files from trusted sources.
 """
 
 import io
@@ -141,6 +140,7 @@ def _serialize(estimator):
         document["wrapper"] = wrapper
         return document, weights
     class_name = _check_estimator(estimator)
+    estimator._check_same_model(estimator.net_, doing="save")
     params = {
         name: _param_to_json(name, value)
         for name, value in estimator.get_params(deep=False).items()

@@ -353,6 +353,45 @@ def test_feature_names_and_output_config_round_trip(X):
     pd.testing.assert_frame_equal(codes, estimator.transform(frame))
 
 
+def test_imputer_output_config_round_trips(X, tmp_path):
+    """Check that an imputer's own ``set_output`` survives skae.io (the
+    file kept its autoencoder's only)."""
+    pd = pytest.importorskip("pandas")
+    from skae import AutoencoderImputer, DenoisingAutoencoder
+
+    X_missing = X.astype(np.float64)
+    X_missing[::7, 1] = np.nan
+    frame = pd.DataFrame(X_missing, columns=[f"f{i}" for i in range(X.shape[1])])
+    imputer = AutoencoderImputer(DenoisingAutoencoder(n_components=2, **SMALL))
+    imputer.set_output(transform="pandas").fit(frame)
+    save(imputer, tmp_path / "imputer.skae")
+    restored = load(tmp_path / "imputer.skae")
+    filled = restored.transform(frame)
+    assert isinstance(filled, pd.DataFrame)
+    pd.testing.assert_frame_equal(filled, imputer.transform(frame))
+
+
+def test_network_parameters_set_after_fit(X, tmp_path):
+    """Check that network parameters set after fit leave the fitted model
+    as it is until the next fit (as PCA's n_components does), and that
+    saving such an estimator is refused with the reason, where it wrote a
+    file that loading refused."""
+    estimator = Autoencoder(n_components=2, hidden_layer_sizes=(4,), **SMALL).fit(X)
+    codes = estimator.transform(X)
+    estimator.set_params(n_components=3)
+    assert_array_equal(estimator.transform(X), codes)
+    assert estimator.inverse_transform(codes).shape == X.shape
+    assert len(estimator.get_feature_names_out()) == 2
+    with pytest.raises(ValueError, match="n_components from 2 to 3 changed since"):
+        save(estimator, tmp_path / "changed.skae")
+    estimator.set_params(n_components=2, hidden_layer_sizes=(5,))
+    with pytest.raises(ValueError, match="hidden_layer_sizes from .4,. to .5,."):
+        save(estimator, tmp_path / "changed.skae")
+    estimator.set_params(hidden_layer_sizes=(4,))
+    save(estimator, tmp_path / "same.skae")
+    assert_array_equal(load(tmp_path / "same.skae").transform(X), codes)
+
+
 def test_load_with_explicit_device(fitted, X):
     restored = _round_trip(fitted["contractive"], device="cpu")
     assert restored.device == "cpu"
