@@ -30,7 +30,7 @@ class _NetMixin:
         """Whether the encoder's input is only centred (not scaled)."""
         return False
 
-    def _build_net(self, X, seed, loss):
+    def _build_net(self, X, seed, loss, observed=None):
         device = resolve_device(self.device)
         mean, variance = _moments(X)
         input_scale, target_scale = _units(variance)
@@ -40,6 +40,14 @@ class _NetMixin:
         # (zero in its units), or its logit for cross-entropy.
         target_offset, output_bias = mean, np.zeros_like(mean)
         constant_loss = target_scale**2 * float(variance.sum())
+        if observed is not None:
+            # Entries missing (AutoencoderImputer): the mean's loss as the
+            # masked loss measures it (``reconstruction_error``).
+            m = observed.shape[1]
+            deviation = np.where(observed, X[:, :m] - mean[:m], 0.0)
+            rows = np.einsum("ij,ij->i", deviation, deviation)
+            rows *= m / np.maximum(observed.sum(axis=1), 1)
+            constant_loss = target_scale**2 * float(rows.mean())
         if loss == "binary_cross_entropy":
             target_offset, target_scale = None, 1.0
             # The mean's logit, but finite for columns that are all 0 or 1.

@@ -207,9 +207,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             # The indicators are inputs, not targets; the noise leaves them
             # but for marking what it hides (DenoisingAutoencoder's n_values).
             Z = self._with_indicators(Z, missing)
-            observed = np.hstack([observed, np.zeros_like(observed)])
             estimator._n_values = X.shape[1]
-        # The engine leaves the entries marked False out of the loss.
+        # The engine leaves the entries marked False out of the loss, and
+        # the columns after the mask's (the indicators) too.
         estimator._observed = observed
         try:
             estimator.fit(Z)

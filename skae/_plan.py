@@ -165,7 +165,10 @@ class _PlanningMixin(_NetMixin):
                     UserWarning,
                     stacklevel=5,
                 )
-            net = self._build_net(X_train, seed, loss)
+            observed = getattr(self, "_observed", None)
+            if observed is not None and train_rows is not None:
+                observed = observed[train_rows]
+            net = self._build_net(X_train, seed, loss, observed)
         stopping = None
         if not incremental:
             stopping = dict(

@@ -89,6 +89,14 @@ def test_masked_reconstruction_error_definition():
         reconstruction_error(output, target, "squared_error", everything),
         reconstruction_error(output, target, "squared_error"),
     )
+    # A mask of the first 3 columns: the 4th (an imputer's missing
+    # indicator, say) is never a target, and the rows scale to 3 columns.
+    first = reconstruction_error(output, target, "squared_error", observed[:, :3])
+    for i in range(1, 5):
+        seen = observed[i, :3]
+        err = (output[i, :3][seen] - target[i, :3][seen]).square().sum()
+        expected = float(err) * 3 / max(int(seen.sum()), 1)
+        assert float(first[i]) == pytest.approx(expected)
 
 
 def test_a_never_observed_feature_gets_no_gradient(low_rank):
@@ -311,3 +319,32 @@ def test_early_stopping_on_validation_rows_with_nothing_observed_is_refused():
         AutoencoderImputer(estimator).fit(X)
     X[:6, 0] = 1.0  # observed entries everywhere: it trains
     AutoencoderImputer(estimator).fit(X)
+
+
+@pytest.mark.parametrize("indicate_missing", [True, False])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_constant_loss_is_the_masked_loss_of_the_mean(
+    low_rank, indicate_missing, early_stopping
+):
+    """Check that the loss of the best constant reconstruction, tol's unit
+    and the "learned almost nothing" baseline, is the loss the masked fit
+    measures for the network it starts as: it counted the missing entries
+    at the fill and the indicator columns, and read up to twice the
+    masked loss's scale, so that a fit that learned warned it had not."""
+    from skae._build import _constant_loss
+
+    _, X_missing = low_rank
+    # No learning: the first epoch's loss is that of the starting network.
+    still = Autoencoder(
+        n_components=2,
+        learning_rate_init=1e-12,
+        max_iter=1,
+        early_stopping=early_stopping,
+        **{k: v for k, v in FAST.items() if k != "max_iter"},
+    )
+    imputer = AutoencoderImputer(still, indicate_missing=indicate_missing)
+    imputer.fit(X_missing)
+    net = imputer.estimator_.net_
+    np.testing.assert_allclose(
+        net.history[0, "train_loss"], _constant_loss(net), rtol=1e-5
+    )

@@ -42,11 +42,13 @@ def reconstruction_error(output, target, loss, observed=None):
     target : Tensor of shape (..., n_samples, n_features)
         Clean inputs.
     loss : {"squared_error", "binary_cross_entropy"}
-    observed : BoolTensor of shape (..., n_samples, n_features) or None
-        The entries that count (the others are missing): each row's sum
-        runs over its observed entries and is scaled by ``n_features /
+    observed : BoolTensor of shape (..., n_samples, m) or None
+        The entries that count among the first ``m <= n_features`` columns
+        (the others are missing; the columns after the first ``m`` are
+        never targets, such as an imputer's missing indicators): each row's
+        sum runs over its observed entries and is scaled by ``m /
         n_observed`` (rows with none count 0), so that it estimates the
-        full row's error.
+        error of the row's ``m`` columns.
 
     Returns
     -------
@@ -64,7 +66,7 @@ def reconstruction_error(output, target, loss, observed=None):
         return elementwise.sum(dim=-1)
     weight = observed.to(elementwise.dtype)
     n_observed = weight.sum(dim=-1)
-    total = (elementwise * weight).sum(dim=-1)
+    total = (elementwise[..., : weight.shape[-1]] * weight).sum(dim=-1)
     return total * (observed.shape[-1] / n_observed.clamp(min=1.0))
 
 
