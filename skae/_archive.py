@@ -157,6 +157,17 @@ def _read_archive(file):
     (a dict of each one's contents) are read once their names are known to
     be those of a skae file of that version.
     """
+    if isinstance(file, io.TextIOBase):
+        raise ValueError(
+            f"Cannot load {_describe(file)}: it is open in text mode. Open it "
+            "in binary mode ('rb'), or pass its path."
+        )
+    seekable = getattr(file, "seekable", None)
+    if seekable is not None and not seekable():
+        raise ValueError(
+            f"Cannot load {_describe(file)}: it cannot seek, which reading a "
+            "zip archive needs. Pass its path, or its contents in io.BytesIO."
+        )
     try:
         archive = zipfile.ZipFile(file)
     except zipfile.BadZipFile:

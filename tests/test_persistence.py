@@ -392,6 +392,28 @@ def test_network_parameters_set_after_fit(X, tmp_path):
     assert_array_equal(load(tmp_path / "same.skae").transform(X), codes)
 
 
+def test_load_says_how_to_open_a_file_it_cannot_read(saved):
+    """Check that a file open in text mode, or a stream that cannot seek,
+    gets the fix, not "it is not a skae file"."""
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self, data):
+            self._data = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            return self._data.readinto(b)
+
+    with open(saved, encoding="latin-1") as text:
+        with pytest.raises(ValueError, match=r"text mode\. Open it in binary mode"):
+            load(text)
+    with pytest.raises(ValueError, match=r"cannot seek.*io\.BytesIO"):
+        load(Unseekable(saved.read_bytes()))
+    assert type(load(io.BytesIO(saved.read_bytes()))).__name__ == "DenoisingAutoencoder"
+
+
 def test_load_with_explicit_device(fitted, X):
     restored = _round_trip(fitted["contractive"], device="cpu")
     assert restored.device == "cpu"
