@@ -15,8 +15,9 @@ estimator's ``fit`` is three steps:
    fitted attributes and warnings, the same whichever engine trained it.
 
 ``skae.model_selection`` uses only these two methods (and the estimator's
-public parameters); ``skae.io`` rebuilds a saved net with ``_build_net``
-and reads the fitted attributes off it with ``_describe_net``.
+public parameters); ``skae.io`` rebuilds a saved net with ``_build_net``,
+reads the fitted attributes off it with ``_describe_net``, and refuses to
+save a net its parameters no longer describe with ``_check_same_model``.
 """
 
 import math

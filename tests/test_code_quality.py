@@ -208,6 +208,7 @@ _ESTIMATOR_INTERFACE = {
     "_validate_X",
     "_build_net",
     "_describe_net",
+    "_check_same_model",
     "_validate_params",
 }
 
