@@ -14,6 +14,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._base import _BaseAutoencoder
 from ._denoising import DenoisingAutoencoder
 
 __all__ = ["AutoencoderImputer"]
@@ -52,7 +53,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         more patient than the estimator's default: the loss of a masked
         fit is noisy, and it goes on improving the fills after the first
         pause). The missing entries are left out of its loss whichever it
-        is; the extra masking is its own corruption.
+        is; the extra masking is its own corruption. Another estimator
+        (PCA, a Pipeline) is an error: it cannot leave them out.
 
     missing_values : int, float or np.nan, default=np.nan
         The placeholder of a missing entry. NaN in X when it is something
@@ -86,8 +88,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         Each column's mean over its observed entries (the first fill).
 
     scale_ : ndarray of shape (n_features,)
-        Each column's standard deviation over its observed entries (1 where
-        it is 0).
+        Each column's standard deviation over its observed entries; 0 for a
+        column whose observed entries are all one value, whose gaps are
+        filled with that value.
 
     indicator_ : MissingIndicator or None
         The indicator of ``add_indicator``.
@@ -174,17 +177,21 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             )
         observed = ~missing
         counts = observed.sum(axis=0)
-        filled = np.where(observed, X, 0.0)
+        # In float64 whatever X's dtype (float16 sums overflow, float32's
+        # round the mean of a constant column off its value).
+        X64 = np.asarray(X, dtype=np.float64)
+        filled = np.where(observed, X64, 0.0)
         mean = filled.sum(axis=0) / counts
         # The spread in units of each column's largest deviation (no
         # overflow or underflow at any scale); a column is constant when
         # its spread is rounding next to its mean (relative, not absolute:
-        # a column in units of 1e-13 is not constant).
-        deviation = np.where(observed, X - mean, 0.0)
+        # a column in units of 1e-13 is not constant). A constant column
+        # gets scale 0: its gaps take its value, not a reconstruction.
+        deviation = np.where(observed, X64 - mean, 0.0)
         peak = np.abs(deviation).max(axis=0)
         peak[~(peak > 0)] = 1.0
         scale = peak * np.sqrt(((deviation / peak) ** 2).sum(axis=0) / counts)
-        scale[~(scale > 1e-12 * np.abs(mean))] = 1.0
+        scale[~(scale > 1e-12 * np.abs(mean))] = 0.0
         self.statistics_, self.scale_ = mean, scale
         estimator = self.estimator
         if estimator is None:
@@ -196,6 +203,14 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 random_state=self.random_state,
             )
         estimator = clone(estimator)
+        if not isinstance(estimator, _BaseAutoencoder):
+            raise ValueError(
+                "AutoencoderImputer trains a skae autoencoder with the missing "
+                "entries left out of its loss, which only skae's autoencoders "
+                f"do; the estimator is a {type(estimator).__name__}. Use "
+                "Autoencoder, SparseAutoencoder, ContractiveAutoencoder or "
+                "DenoisingAutoencoder (or None)."
+            )
         if getattr(estimator, "loss", None) == "binary_cross_entropy":
             raise ValueError(
                 "AutoencoderImputer trains its estimator on standardized "
@@ -304,8 +319,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         return np.hstack([Z, missing.astype(Z.dtype)])
 
     def _standardized(self, X, missing):
-        Z = (X - self.statistics_) / self.scale_
+        constant = ~(self.scale_ > 0)
+        Z = (X - self.statistics_) / np.where(constant, 1.0, self.scale_)
         Z[missing] = 0.0
+        Z[:, constant] = 0.0  # the column's value, whatever new rows hold
         return Z
 
     def __sklearn_tags__(self):

@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from sklearn.decomposition import PCA
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -275,17 +276,6 @@ def test_columns_at_any_scale_are_standardized(low_rank, unit):
     assert np.abs(filled[gaps]).max() < 3 * span
 
 
-def test_constant_column_keeps_its_value(low_rank):
-    X, X_missing = low_rank
-    X_missing = X_missing.copy()
-    X_missing[~np.isnan(X_missing[:, 5]), 5] = 0.1
-    imputer = AutoencoderImputer(
-        DenoisingAutoencoder(n_components=2, noise="masking", **FAST)
-    ).fit(X_missing)
-    assert imputer.scale_[5] == 1.0
-    np.testing.assert_allclose(imputer.transform(X_missing)[:, 5], 0.1, atol=0.05)
-
-
 def test_a_row_with_nothing_observed_gets_the_means(low_rank):
     """Check that a row with every entry missing is filled with the
     training means (nothing to reconstruct it from), as SimpleImputer does."""
@@ -348,3 +338,48 @@ def test_constant_loss_is_the_masked_loss_of_the_mean(
     np.testing.assert_allclose(
         net.history[0, "train_loss"], _constant_loss(net), rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("value", [3e-6, 0.1, 0.0])
+def test_a_constant_column_is_filled_with_its_value(low_rank, value):
+    """Check that the gaps of a column whose observed entries are all one
+    value get that value (a rounding residue in its mean made it a column
+    of spread 1, filled by the network's reconstruction: 3e-6 came back
+    between -0.005 and 0.007)."""
+    _, X_missing = low_rank
+    X = np.hstack([X_missing, np.full((len(X_missing), 1), value)])
+    gaps = np.random.RandomState(1).uniform(size=len(X)) < 0.2
+    X[gaps, -1] = np.nan
+    imputer = AutoencoderImputer(DenoisingAutoencoder(n_components=2, **FAST)).fit(X)
+    assert imputer.scale_[-1] == 0
+    np.testing.assert_allclose(imputer.transform(X)[gaps, -1], value, rtol=1e-12)
+    # New rows with another value there: the other fills do not move.
+    other = X.copy()
+    other[~gaps, -1] = value + 5.0
+    np.testing.assert_array_equal(
+        imputer.transform(other)[:, :-1], imputer.transform(X)[:, :-1]
+    )
+
+
+def test_statistics_are_accumulated_in_float64(low_rank):
+    """Check that float16 data get exact column statistics (their sums were
+    accumulated in float16: a column near 1000 overflowed, with an error
+    about infinity that X does not hold, and one near 100 lost 1%)."""
+    _, X_missing = low_rank
+    X = (X_missing + [1000, 100, 0, 0, 0, 0, 0, 0]).astype(np.float16)
+    imputer = AutoencoderImputer(DenoisingAutoencoder(n_components=2, **FAST)).fit(X)
+    exact = X.astype(np.float64)
+    np.testing.assert_allclose(imputer.statistics_, np.nanmean(exact, axis=0))
+    np.testing.assert_allclose(imputer.scale_, np.nanstd(exact, axis=0))
+    filled = imputer.transform(X)
+    assert filled.dtype == np.float16 and np.isfinite(filled).all()
+
+
+@pytest.mark.parametrize("make", [lambda: PCA(2), lambda: make_pipeline(Autoencoder())])
+def test_an_estimator_that_cannot_mask_its_loss_is_refused(low_rank, make):
+    """Check that an estimator other than a skae autoencoder (PCA, a
+    Pipeline) is refused with the reason: it was fitted with the missing
+    entries in its loss, which the docstring says never happens."""
+    _, X_missing = low_rank
+    with pytest.raises(ValueError, match=r"only skae's autoencoders do.*is a"):
+        AutoencoderImputer(make()).fit(X_missing)
