@@ -150,9 +150,9 @@ def fraction_of_variance_unexplained(estimator, X):
     >>> fraction_of_variance_unexplained(ae, X) < 0.05
     True
     """
-    X = check_array(X, dtype=[np.float64, np.float32])
-    X_hat = estimator.inverse_transform(estimator.transform(X))
-    X64 = X.astype(np.float64, copy=False)
+    # X as given to transform (a DataFrame keeps its feature names).
+    X_hat = np.asarray(estimator.inverse_transform(estimator.transform(X)))
+    X64 = check_array(X, dtype=[np.float64, np.float32]).astype(np.float64, copy=False)
     residual = ((X64 - X_hat) ** 2).sum()
     total = ((X64 - X64.mean(axis=0)) ** 2).sum()
     return float(residual / total) if total > 0 else float(residual > 0)

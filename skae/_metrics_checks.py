@@ -46,6 +46,10 @@ def _split_autoencoder(estimator, caller):
 def _resolve_threshold(autoencoder, threshold):
     if threshold != "auto":
         return float(threshold)
+    if getattr(autoencoder, "sparsity", None) in ("topk", "batch_topk"):
+        # The code layer keeps ReLUs of the largest pre-activations,
+        # whatever ``activation`` the hidden layers have: the L0 count.
+        return 0.0
     return _AUTO_THRESHOLDS[autoencoder.activation_]
 
 

@@ -129,8 +129,10 @@ class SparseAutoencoder(_BaseAutoencoder):
         Never applied by ``transform``, ``inverse_transform`` or the scores.
 
     activation : {"auto", "identity", "logistic", "tanh", "relu"}, default="auto"
-        Activation of every encoder layer, the code layer included, and of
-        the decoder's hidden layers. The output layer is linear for
+        Activation of every encoder layer, the code layer included (but
+        with "topk" and "batch_topk", whose code layer is the ReLU of the
+        pre-activations it keeps whatever this is), and of the decoder's
+        hidden layers. The output layer is linear for
         ``loss="squared_error"`` and logistic for
         ``loss="binary_cross_entropy"``. "auto" is "logistic" for
         ``sparsity="kl"``, which needs it, and "relu" for ``sparsity="l1"``.

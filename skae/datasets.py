@@ -12,14 +12,20 @@ __all__ = ["make_sparse_superposition"]
 
 def _firing_probabilities(n_atoms, n_active):
     """Probabilities decaying as 0.99^i, rescaled to sum to ``n_active``
-    (each at most 1: the excess of the clipped ones goes to the others)."""
-    p = 0.99 ** np.arange(n_atoms, dtype=np.float64)
-    for _ in range(100):
-        p *= n_active / p.sum()
-        if p.max() <= 1:
-            break
-        np.minimum(p, 1.0, out=p)
-    return p
+    (each at most 1: the excess of the clipped ones goes to the others).
+
+    With the first ``m`` atoms clipped at 1, atom ``i >= m`` fires with
+    ``(n_active - m) * 0.99^(i - m) / sum_{j < n_atoms - m} 0.99^j`` (a
+    geometric sum, in closed form: no underflow for many atoms); ``m`` is
+    the fewest clipped atoms for which atom ``m`` stays at most 1.
+    """
+    r = 0.99
+    clipped = np.arange(n_atoms)
+    first = (n_active - clipped) * (1 - r) / -np.expm1((n_atoms - clipped) * np.log(r))
+    # (Some m fits: m = n_atoms - 1 does whenever n_active <= n_atoms.)
+    m = np.flatnonzero(first <= 1 + 1e-12)[0]
+    tail = np.minimum(first[m] * r ** np.arange(n_atoms - m), 1.0)
+    return np.concatenate([np.ones(m), tail])
 
 
 @validate_params(

@@ -66,8 +66,10 @@ def sparsity_summary(estimator, X, *, threshold="auto"):
     - ``"tanh"``: 0.5, by the same rule as the logistic: active when more than
       half-way from rest (0) to saturation (1 in magnitude), on either side.
 
-    Pass a float to count differently, e.g. ``threshold=0.1`` to count a
-    logistic unit as active unless it is close to 0.
+    The codes of ``sparsity="topk"`` and ``"batch_topk"`` are ReLUs whatever
+    ``activation`` the hidden layers have: 0 for them. Pass a float to
+    count differently, e.g. ``threshold=0.1`` to count a logistic unit as
+    active unless it is close to 0.
 
     Parameters
     ----------

@@ -1,6 +1,7 @@
 """Sparsity figures and the scorers that tune sparsity without labels."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -337,3 +338,22 @@ def test_invalid_arguments_raise_clear_errors(kl_models, digits):
         make_budget_scorer(max_active_units=2, over_budget_penalty=0)
     with pytest.raises(InvalidParameterError, match="unit_cost"):
         make_rate_distortion_scorer(-1.0)
+
+
+def test_fraction_of_variance_unexplained_keeps_feature_names():
+    """Check that a DataFrame reaches transform as it was fitted, so that
+    no warning about feature names is raised (it was converted first)."""
+    pd = pytest.importorskip("pandas")
+    from skae import Autoencoder
+    from skae.metrics import fraction_of_variance_unexplained
+
+    X = np.random.RandomState(0).normal(size=(60, 4))
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    model = Autoencoder(n_components=2, max_iter=3, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = fraction_of_variance_unexplained(model, frame)
+    assert ours == pytest.approx(fraction_of_variance_unexplained(model, X))

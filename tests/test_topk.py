@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from skae import Autoencoder, SparseAutoencoder
-from skae.datasets import make_sparse_superposition
+from skae.datasets import _firing_probabilities, make_sparse_superposition
 from skae.io import load, save
 from skae.metrics import (
     fraction_of_variance_unexplained,
@@ -194,6 +194,26 @@ def test_superposition_data_follow_their_definition():
     np.testing.assert_allclose((noisy - X).std(), 0.1, rtol=0.05)
 
 
+@pytest.mark.parametrize(
+    "n_atoms, n_active", [(256, 5), (4096, 2048), (16384, 8192), (300, 300), (3, 2.5)]
+)
+def test_firing_probabilities_sum_to_n_active(n_atoms, n_active):
+    """Check that the firing probabilities sum to n_active, each in [0, 1]
+    and decaying, also when many atoms are clipped at 1 (the rescaling
+    loop stopped after 100 rounds: 16384 atoms at 8192 fired 6731 on
+    average, 18% short), and that every atom fires when n_active is
+    n_atoms."""
+    p = _firing_probabilities(n_atoms, n_active)
+    assert p.shape == (n_atoms,)
+    np.testing.assert_allclose(p.sum(), n_active, rtol=1e-9)
+    assert p.min() >= 0 and p.max() <= 1 and (np.diff(p) <= 1e-15).all()
+    if n_active == n_atoms:
+        np.testing.assert_array_equal(p, 1.0)
+    unclipped = p < 1
+    ratios = p[unclipped][1:] / p[unclipped][:-1]
+    np.testing.assert_allclose(ratios[ratios > 0], 0.99)
+
+
 def test_correlated_superposition_keeps_the_rates():
     kwargs = dict(n_samples=20000, n_features=10, n_atoms=20, n_active=4)
     _, codes, _ = make_sparse_superposition(**kwargs, random_state=0)
@@ -283,3 +303,30 @@ def test_kl_moving_average_is_training_state(superposition):
         search = BatchedGridSearchCV(sae, {"sparsity_weight": [1.0, 5.0]}, cv=2)
         search.fit(X)
     assert not search.batched_.any()
+
+
+@pytest.mark.parametrize("sparsity", ["topk", "batch_topk"])
+def test_sparsity_summary_counts_topk_codes_whatever_the_activation(
+    superposition, sparsity
+):
+    """Check that the L0 of TopK codes is their count of non-zeros with a
+    tanh or logistic ``activation`` (it applies to the hidden layers only;
+    the summary counted codes above 0.5, 2.56 where the codes hold 3)."""
+    from skae.metrics import sparsity_summary
+
+    X = superposition[0]
+    for activation in ("tanh", "logistic"):
+        model = SparseAutoencoder(
+            16,
+            sparsity=sparsity,
+            n_nonzero_coefs=3,
+            activation=activation,
+            hidden_layer_sizes=(16,),
+            max_iter=3,
+            random_state=0,
+            device="cpu",
+        ).fit(X)
+        codes = model.transform(X)
+        summary = sparsity_summary(model, X)
+        assert summary.threshold == 0.0
+        assert summary.mean_active_units == pytest.approx((codes != 0).sum(1).mean())
