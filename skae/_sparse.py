@@ -56,7 +56,8 @@ class SparseAutoencoder(_BaseAutoencoder):
         pre-activations above a threshold learned in training (a running
         average of the smallest activation kept per batch), so that
         ``transform`` is per row, with about ``n_nonzero_coefs`` non-zeros
-        on average.
+        on average once trained for a few hundred batches (the average
+        spans about the last 100; after fewer, it lags and L0 runs higher).
 
     n_nonzero_coefs : int or None, default=None
         Non-zero codes per row for "topk" (on average for "batch_topk");
