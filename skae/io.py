@@ -229,8 +229,8 @@ def save(estimator, file):
     Raises
     ------
     TypeError
-        If ``estimator`` is not an instance of one of the four skae
-        estimator classes (subclasses included).
+        If ``estimator``'s class is not one of skae's six (a subclass is
+        refused too: ``load`` rebuilds only the classes themselves).
 
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
