@@ -22,6 +22,10 @@ _PARAM_HINTS = {
         "estimator.set_params(random_state=0), which leaves the fitted model "
         "as it is"
     ),
+    "missing_values": (
+        "Set missing_values=np.nan before saving, which marks the same "
+        "entries as pandas.NA"
+    ),
 }
 _STORABLE = (
     "None, bools, numbers, strings, NumPy arrays of numbers or strings, and "

@@ -1,12 +1,12 @@
 """Imputation by an autoencoder trained around the gaps: AutoencoderImputer."""
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.impute import MissingIndicator
-from sklearn.utils._missing import is_scalar_nan
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._missing import is_pandas_na, is_scalar_nan
+from sklearn.utils._param_validation import HasMethods, Interval, MissingValues
 from sklearn.utils.validation import (
     FLOAT_DTYPES,
     _check_feature_names_in,
@@ -56,9 +56,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         is; the extra masking is its own corruption. Another estimator
         (PCA, a Pipeline) is an error: it cannot leave them out.
 
-    missing_values : int, float or np.nan, default=np.nan
-        The placeholder of a missing entry. NaN in X when it is something
-        else is an error.
+    missing_values : int, float, np.nan or pandas.NA, default=np.nan
+        The placeholder of a missing entry (pandas.NA marks the same entries
+        as np.nan: validation turns it into NaN). NaN in X when it is
+        something else is an error.
 
     indicate_missing : bool, default=True
         Whether the autoencoder reads, beside each standardized row, which
@@ -126,7 +127,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "transform", "inverse_transform"]), None],
-        "missing_values": [Real, Integral, None],
+        "missing_values": [MissingValues(numeric_only=True), None],
         "indicate_missing": ["boolean"],
         "n_passes": [Interval(Integral, 1, None, closed="left")],
         "add_indicator": ["boolean"],
@@ -235,7 +236,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         self.indicator_ = None
         if self.add_indicator:
             self.indicator_ = MissingIndicator(
-                missing_values=self.missing_values, error_on_new=False
+                missing_values=np.nan
+                if self._nan_marks_missing()
+                else self.missing_values,
+                error_on_new=False,
             ).fit(X)
         return self
 
@@ -304,7 +308,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         X = validate_data(
             self, X, dtype=FLOAT_DTYPES, ensure_all_finite="allow-nan", reset=reset
         )
-        if is_scalar_nan(self.missing_values):
+        if self._nan_marks_missing():
             return X, np.isnan(X)
         if np.isnan(X).any():
             raise ValueError(
@@ -313,6 +317,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 "or replace the NaN."
             )
         return X, X == self.missing_values
+
+    def _nan_marks_missing(self):
+        """NaN or pandas.NA (which validation turns into NaN)."""
+        return is_scalar_nan(self.missing_values) or is_pandas_na(self.missing_values)
 
     @staticmethod
     def _with_indicators(Z, missing):
@@ -327,5 +335,5 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = is_scalar_nan(self.missing_values)
+        tags.input_tags.allow_nan = self._nan_marks_missing()
         return tags

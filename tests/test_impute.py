@@ -383,3 +383,21 @@ def test_an_estimator_that_cannot_mask_its_loss_is_refused(low_rank, make):
     _, X_missing = low_rank
     with pytest.raises(ValueError, match=r"only skae's autoencoders do.*is a"):
         AutoencoderImputer(make()).fit(X_missing)
+
+
+def test_pandas_na_marks_the_entries_nan_marks(low_rank, tmp_path):
+    """Check that missing_values=pandas.NA, which SimpleImputer takes, fills
+    as np.nan does (validation turns pandas.NA into NaN), indicator
+    included, and that saving it says how to."""
+    pd = pytest.importorskip("pandas")
+    from skae.io import save
+
+    _, X_missing = low_rank
+    frame = pd.DataFrame(X_missing).astype("Float64")
+    estimator = DenoisingAutoencoder(n_components=2, **FAST)
+    ours = AutoencoderImputer(estimator, missing_values=pd.NA, add_indicator=True)
+    nan = AutoencoderImputer(estimator, add_indicator=True)
+    np.testing.assert_array_equal(ours.fit_transform(frame), nan.fit_transform(frame))
+    assert ours.__sklearn_tags__().input_tags.allow_nan
+    with pytest.raises(ValueError, match=r"Set missing_values=np\.nan before saving"):
+        save(ours, tmp_path / "imputer.skae")
