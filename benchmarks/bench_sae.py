@@ -184,8 +184,7 @@ def warm_up(X, atoms, n_latents, device):
 
 def synchronize(model):
     """Wait for the model's device, so that wall times cover its work."""
-    if torch.device(model.net_.device).type == "cuda":
-        torch.cuda.synchronize()
+    synchronize_device(torch.device(model.net_.device).type)
 
 
 def measure(name, model, X, atoms):
@@ -355,6 +354,7 @@ def scaling(X, steps, device):
 
 
 def synchronize_device(device):
+    """Wait for the device ("cpu" or "cuda") to finish its queued work."""
     if device == "cuda":
         torch.cuda.synchronize()
 

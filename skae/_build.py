@@ -13,6 +13,7 @@ import torch
 from ._engine.data import resolve_device
 from ._engine.net import AutoencoderNet, ReconstructionLoss
 from ._nn.modules import AutoencoderModule
+from ._nn.objectives import reconstruction_error
 from ._units import _moments, _units
 
 
@@ -42,12 +43,14 @@ class _NetMixin:
         constant_loss = target_scale**2 * float(variance.sum())
         if observed is not None:
             # Entries missing (AutoencoderImputer): the mean's loss as the
-            # masked loss measures it (``reconstruction_error``).
-            m = observed.shape[1]
-            deviation = np.where(observed, X[:, :m] - mean[:m], 0.0)
-            rows = np.einsum("ij,ij->i", deviation, deviation)
-            rows *= m / np.maximum(observed.sum(axis=1), 1)
-            constant_loss = target_scale**2 * float(rows.mean())
+            # masked loss measures it.
+            errors = reconstruction_error(
+                torch.as_tensor(mean),
+                torch.as_tensor(X, dtype=torch.float64),
+                "squared_error",
+                torch.as_tensor(observed),
+            )
+            constant_loss = target_scale**2 * float(errors.mean())
         if loss == "binary_cross_entropy":
             target_offset, target_scale = None, 1.0
             # The mean's logit, but finite for columns that are all 0 or 1.
