@@ -3,8 +3,11 @@
 A fitted ``AutoencoderOutlierDetector`` or ``AutoencoderImputer`` is saved
 as the file of its fitted autoencoder (``estimator_``), whose document
 gains the key ``"wrapper"``: the wrapper's class (from a fixed table), its
-parameters but ``estimator``, whether ``estimator`` was given (a given
-one is restored as an unfitted copy of ``estimator_``), its fitted
+parameters but ``estimator``, whether ``estimator`` was given and, when it
+was, that estimator's own parameters as they are now (``estimator_params``;
+it is restored as an unfitted estimator of ``estimator_``'s class with
+them; files written before the key was kept restore an unfitted copy of
+``estimator_``), its fitted
 attributes but ``estimator_``, and, for the imputer, the columns of its
 ``MissingIndicator`` (``indicator_features``; None without one), and its
 ``set_output`` configuration (``output_config``; absent from files written
@@ -24,7 +27,7 @@ from ._archive import _FITTED_NAME, _decode, _invalid
 from ._codec import _attribute_to_json, _param_to_json, _to_json
 from ._impute import AutoencoderImputer
 from ._outlier import AutoencoderOutlierDetector
-from ._restore import _restore_output_config
+from ._restore import _make_estimator, _restore_output_config
 
 WRAPPERS = {
     "AutoencoderImputer": AutoencoderImputer,
@@ -43,7 +46,16 @@ def wrapper_to_json(wrapper):
     """The ``"wrapper"`` entry of a fitted wrapper's document."""
     check_is_fitted(wrapper, "estimator_")
     params = wrapper.get_params(deep=False)
-    given = params.pop("estimator") is not None
+    estimator = params.pop("estimator")
+    given = estimator is not None
+    if given and type(estimator) is not type(wrapper.estimator_):
+        raise ValueError(
+            f"The {type(wrapper).__name__}'s estimator parameter is a "
+            f"{type(estimator).__name__}, but its fitted autoencoder "
+            f"(estimator_) is a {type(wrapper.estimator_).__name__}: the "
+            "parameter changed since fit. Fit it again before saving, or set "
+            "the parameter back."
+        )
     fitted = {
         name: _attribute_to_json(name, value)
         for name, value in vars(wrapper).items()
@@ -54,6 +66,14 @@ def wrapper_to_json(wrapper):
         "class": type(wrapper).__name__,
         "params": {name: _param_to_json(name, v) for name, v in params.items()},
         "estimator_given": given,
+        # The given estimator's parameters as they are now: set_params after
+        # fit may have changed them, as the next fit would read them.
+        "estimator_params": {
+            name: _param_to_json(name, v)
+            for name, v in estimator.get_params(deep=False).items()
+        }
+        if given
+        else None,
         "fitted": fitted,
         "indicator_features": None
         if indicator is None
@@ -83,9 +103,10 @@ def fit_settings(file, spec, inner):
         inner.__dict__.pop("_n_values", None)
 
 
-def wrapper_from_json(file, spec, inner):
+def wrapper_from_json(file, spec, inner, device=None):
     """The wrapper that ``spec`` (a ``"wrapper"`` entry) describes, around
-    the loaded autoencoder ``inner``."""
+    the loaded autoencoder ``inner``; ``device`` is :func:`skae.io.load`'s,
+    for the given estimator's parameters as for ``inner``'s."""
     if not isinstance(spec, dict) or not {
         "class",
         "params",
@@ -109,7 +130,18 @@ def wrapper_from_json(file, spec, inner):
         # Written before the parameter existed: the autoencoder read no
         # indicators.
         params["indicate_missing"] = False
-    estimator = clone(inner) if spec["estimator_given"] is True else None
+    estimator = None
+    if spec["estimator_given"] is True:
+        saved = spec.get("estimator_params")
+        if saved is None:
+            estimator = clone(inner)  # a file written before the key was kept
+        else:
+            saved = _decode(file, spec, "estimator_params")
+            if not isinstance(saved, dict):
+                raise _invalid(
+                    file, "the wrapper's 'estimator_params' must be an object"
+                )
+            estimator = _make_estimator(file, type(inner).__name__, saved, device)
     try:
         wrapper = cls(estimator=estimator, **params)
         wrapper._validate_params()

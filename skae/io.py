@@ -396,5 +396,5 @@ def load(file, *, device=None):
     # What the weights say (files of earlier versions lack some of it).
     estimator._describe_net(net)
     if "wrapper" in document:
-        return wrapper_from_json(file, document["wrapper"], estimator)
+        return wrapper_from_json(file, document["wrapper"], estimator, device)
     return estimator

@@ -187,3 +187,25 @@ def test_saved_with_skae_io(data, tmp_path, given):
     np.testing.assert_array_equal(copy.decision_scores_, detector.decision_scores_)
     np.testing.assert_array_equal(copy.predict(X), detector.predict(X))
     np.testing.assert_array_equal(copy.score_samples(X), detector.score_samples(X))
+
+
+def test_skae_io_keeps_the_estimator_parameter_as_set_after_fit(data, tmp_path):
+    """``set_params(estimator__...)`` after fit changes what the next fit
+    trains, not the fitted model: a saved and loaded detector keeps both,
+    as a pickled one does. A changed estimator class is refused."""
+    from skae import SparseAutoencoder
+    from skae.io import load, save
+
+    inliers, _ = data
+    detector = AutoencoderOutlierDetector(Autoencoder(n_components=2, **FAST))
+    detector.fit(inliers)
+    detector.set_params(estimator__n_components=3, estimator__alpha=0.5)
+    save(detector, tmp_path / "detector.skae")
+    copy = load(tmp_path / "detector.skae", device="cpu")
+    assert copy.estimator.get_params() == detector.estimator.get_params()
+    assert copy.estimator_.n_components == 2  # the fitted model as it was
+    assert copy.fit(inliers).estimator_.n_components == 3
+
+    detector.set_params(estimator=SparseAutoencoder(2, **FAST))
+    with pytest.raises(ValueError, match="estimator parameter is a Sparse.*Fit"):
+        save(detector, tmp_path / "changed.skae")
