@@ -134,3 +134,26 @@ def test_docs_code_runs(page, tmp_path):
     script.write_text("\n".join(blocks), encoding="utf-8")
     code, output = _run([sys.executable, str(script)], cwd=tmp_path, timeout=600)
     assert code == 0, output
+
+
+# Defines the names the README's code uses and does not define itself.
+_README_DATA = """\
+from sklearn.datasets import load_digits
+
+X_train, y_train = load_digits(return_X_y=True)
+X_train, y_train = X_train[:120] / 16, y_train[:120]
+"""
+
+
+# About 30 s on one core: the README's grid search, on 120 digits.
+@pytest.mark.slow
+def test_readme_code_runs(tmp_path):
+    """Check that the README's Python code runs, blocks in order, on a few
+    digits as ``X_train, y_train``."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    assert blocks
+    script = tmp_path / "readme.py"
+    script.write_text(_README_DATA + "\n".join(blocks), encoding="utf-8")
+    code, output = _run([sys.executable, str(script)], cwd=tmp_path, timeout=600)
+    assert code == 0, output
