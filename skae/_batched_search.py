@@ -39,22 +39,31 @@ _DEFAULT_CPU_BUDGET = 2 * 2**30
 def _autoencoder(estimator):
     """The autoencoder that trains batched and its position in a pipeline.
 
-    The estimator itself (position None), or a pipeline's first skae
-    autoencoder; (None, None) when there is none.
+    The estimator itself (position None), or a pipeline's first step that
+    is or wraps a skae autoencoder; (None, None) when there is none.
     """
-    if isinstance(estimator, _BaseAutoencoder):
-        return None, estimator
-    if isinstance(estimator, AutoencoderOutlierDetector):
-        # The detector fits a clone of its autoencoder on X as it is given:
-        # the pretrained fit it adopts is that autoencoder's.
-        inner = Autoencoder() if estimator.estimator is None else estimator.estimator
-        if isinstance(inner, _BaseAutoencoder):
-            return None, inner
+    ae = _trained(estimator)
+    if ae is not None:
+        return None, ae
     if isinstance(estimator, Pipeline):
         for position, (_, step) in enumerate(estimator.steps):
-            if isinstance(step, _BaseAutoencoder):
-                return position, step
+            ae = _trained(step)
+            if ae is not None:
+                return position, ae
     return None, None
+
+
+def _trained(step):
+    """The skae autoencoder that ``step`` fits: itself, or an outlier
+    detector's, which fits a clone of its autoencoder on X as it is given
+    (the pretrained fit it adopts is that autoencoder's); else None."""
+    if isinstance(step, _BaseAutoencoder):
+        return step
+    if isinstance(step, AutoencoderOutlierDetector):
+        inner = Autoencoder() if step.estimator is None else step.estimator
+        if isinstance(inner, _BaseAutoencoder):
+            return inner
+    return None
 
 
 @dataclass
@@ -119,7 +128,8 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     position, ae = _autoencoder(estimator)
     if ae is None:
         return "the estimator is not, or has no, skae autoencoder"
-    if getattr(estimator, "trim_fraction", 0):
+    step = estimator if position is None else estimator.steps[position][1]
+    if getattr(step, "trim_fraction", 0):
         return "a trimmed loss has no batched form"
     if ae.callbacks:
         return "the autoencoder has callbacks"

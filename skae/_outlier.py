@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import Autoencoder
 from ._base import _BaseAutoencoder
+from ._validation import _float_dtypes
 
 __all__ = ["AutoencoderOutlierDetector"]
 
@@ -131,8 +132,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self : object
             The fitted detector.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
         estimator = clone(Autoencoder() if self.estimator is None else self.estimator)
+        X = validate_data(self, X, dtype=self._dtypes(X, estimator))
         if self.trim_fraction and not isinstance(estimator, _BaseAutoencoder):
             raise ValueError(
                 f"trim_fraction={self.trim_fraction} trims the training "
@@ -164,7 +165,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             ``estimator_.score_samples(X)``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(self, X, dtype=self._dtypes(X, self.estimator_), reset=False)
         return self.estimator_.score_samples(X)
 
     def decision_function(self, X):
@@ -196,6 +197,15 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             -1 where ``decision_function`` is negative, +1 elsewhere.
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
+
+    @staticmethod
+    def _dtypes(X, estimator):
+        """The dtypes X is validated into: a skae autoencoder's own (integers
+        become float32, as it would make them, so that it sees the data a
+        bare fit would, with no float64 copy), float64 first for another."""
+        if isinstance(estimator, _BaseAutoencoder):
+            return _float_dtypes(X)
+        return [np.float64, np.float32]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -322,8 +322,9 @@ class BatchedGridSearchCV(BaseSearchCV):
         if batched.size == 0 or batched.any():
             return
         reasons = sorted(set(done.reasons.values())) or [
-            "its training data differed from the batched training's (a step "
-            "before the autoencoder is not deterministic)"
+            "the data its autoencoder was fitted on differed from the batched "
+            "training's (a step before it, or the estimator around it, "
+            "changed the data, e.g. at random or to another dtype)"
         ]
         warnings.warn(
             f"BatchedGridSearchCV trained none of the {batched.size} fits "

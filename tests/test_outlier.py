@@ -144,6 +144,42 @@ def test_tuned_with_batched_grid_search(data):
     assert scores[0] != scores[1]  # the comparison above can tell them apart
 
 
+@pytest.mark.parametrize("case", ["scaled in a pipeline", "integer data"])
+def test_batched_search_trains_a_detector_on_data_nobody_prepared(data, case):
+    """A detector after a scaler in a Pipeline, and a detector given integer
+    data, train batched, with the scores of fits one by one; a trimmed
+    detector in a pipeline is fitted one by one."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    inliers, outliers = data
+    X = np.vstack([inliers, outliers])
+    y = np.r_[np.ones(len(inliers)), -np.ones(len(outliers))]
+    order = np.random.RandomState(1).permutation(len(X))
+    X, y = X[order], y[order]
+    detector = AutoencoderOutlierDetector(Autoencoder(**FAST))
+    if case == "integer data":
+        estimator, prefix, X = detector, "", np.round(100 * X).astype(np.int64)
+    else:
+        estimator = make_pipeline(MinMaxScaler(), detector)
+        prefix = "autoencoderoutlierdetector__"
+    grid = {f"{prefix}estimator__n_components": [1, 2]}
+    args = dict(scoring="roc_auc", cv=3)
+    batched = BatchedGridSearchCV(estimator, grid, **args).fit(X, y)
+    assert batched.batched_.all()
+    sequential = GridSearchCV(estimator, grid, **args).fit(X, y)
+    np.testing.assert_allclose(
+        batched.cv_results_["mean_test_score"],
+        sequential.cv_results_["mean_test_score"],
+        rtol=1e-4,
+    )
+    if case == "scaled in a pipeline":
+        trimmed = {**grid, f"{prefix}trim_fraction": [0.1]}
+        with pytest.warns(UserWarning, match="a trimmed loss"):
+            search = BatchedGridSearchCV(estimator, trimmed, **args).fit(X, y)
+        assert not search.batched_.any()
+
+
 def test_bad_input_is_refused(data):
     inliers, _ = data
     X = inliers.copy()
