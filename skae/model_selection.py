@@ -139,8 +139,11 @@ class BatchedGridSearchCV(BaseSearchCV):
         ``std_fit_time``, ``mean_score_time``, ``std_score_time`` and,
         with ``return_train_score``, ``split*_train_score``,
         ``mean_train_score`` and ``std_train_score`` (with a metric's name
-        in place of ``score`` for multi-metric scoring). The fit time of a
-        batched candidate is its share of its batch's training time.
+        in place of ``score`` for multi-metric scoring). The mean fit time of
+        a batched candidate adds its share of its batch's training time to
+        the time its fits took to adopt their trained weights;
+        ``std_fit_time`` is the spread of those adoption times only (the
+        search keeps no per-split fit times to add the shares to).
 
     best_estimator_ : estimator
         Estimator that was chosen by the search, refitted on the whole
