@@ -7,7 +7,8 @@ Tuning λ, ρ and β at once with BatchedGridSearchCV
 :class:`~sklearn.model_selection.GridSearchCV`, but trains every candidate
 that shares an architecture, on every fold, as one stacked model. Each
 candidate still trains on its own fold with its own seed, and ends with the
-weights a separate ``fit`` would give it.
+weights a separate ``fit`` would give it, to float32 rounding (which, over
+many steps, can move a candidate's score in the third decimal).
 
 Here it tunes a KL-sparse autoencoder (β = ``sparsity_weight``,
 ρ = ``sparsity_target``) and an L1-sparse one (λ = ``sparsity_weight``) for

@@ -75,8 +75,10 @@ plt.show()
 # %%
 # Mean activations reached on digits
 # ----------------------------------
-# Three autoencoders are trained with the default β = 5 and different
-# targets ρ. :func:`~skae.metrics.sparsity_summary` reports each unit's mean
+# Three autoencoders are trained with the default ``sparsity_weight="auto"``
+# and different targets ρ: β = 5 for ρ ≥ 0.05, and more for a smaller
+# target (``5 * (0.05 / ρ) ** 1.5``, about 20 for ρ = 0.02).
+# :func:`~skae.metrics.sparsity_summary` reports each unit's mean
 # activation on held-out digits: the histograms centre on their targets. A
 # coarse stopping rule, ``tol=1e-2`` (stop once 10 epochs gain less than 1%
 # of the mean reconstruction's loss), keeps the example fast.

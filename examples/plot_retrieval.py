@@ -14,11 +14,10 @@ the ``mnist1d`` package is installed, on MNIST-1D (``pip install
 mnist1d``; its data set is generated offline).
 
 What to expect: 16 codes retrieve about as well as 16 principal components
-and a little less well than the raw features they compress to a quarter
-(digits: 0.935 against PCA's 0.944 and the raw pixels' 0.944; MNIST-1D,
-40 features: 0.383 against 0.384 and 0.416). A nonlinear code pays off
-where the data's classes do not lie along its directions of largest
-variance; on these two they roughly do.
+and a little less well than the raw features they compress (digits, 64
+features: 0.935 against PCA's 0.944 and the raw pixels' 0.944; MNIST-1D,
+40 features: 0.383 against 0.384 and 0.416). On these two data sets a
+nonlinear code of this size finds no neighbours that a linear one misses.
 """
 
 # %%

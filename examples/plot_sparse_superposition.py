@@ -11,7 +11,8 @@ autoencoder with one decoder layer learns a dictionary, its fitted
 mean max cosine similarity (MMCS) is to 1.
 
 This example trains :class:`~skae.SparseAutoencoder` with a TopK code layer
-(``sparsity="topk"``: exactly ``n_nonzero_coefs`` active units per row) for
+(``sparsity="topk"``: at most ``n_nonzero_coefs`` active units per row,
+the ReLU of its largest pre-activations) for
 several ``k`` and with an L1 penalty for several weights, and plots MMCS
 against the codes' L0 (the mean number of non-zero codes per row).
 """
@@ -68,6 +69,7 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# TopK sets L0 exactly and recovers the atoms best near the true sparsity;
-# the L1 penalty reaches a given L0 only through its weight, and shrinks
-# the codes it keeps.
+# TopK bounds L0 by k (a little below it: some of a row's k largest
+# pre-activations are negative, and the ReLU zeroes them) and recovers the
+# atoms best near the true sparsity; the L1 penalty reaches a given L0 only
+# through its weight.

@@ -22,8 +22,10 @@ these settings and draws the curves.
 # %%
 # Train with each schedule
 # ------------------------
-# A network with one hidden layer of 128 units, a larger initial step than
-# the default and at most 200 epochs keep the example fast.
+# A network with one hidden layer of 128 units and a larger initial step
+# than the default keep the example fast; each fit ends by its stopping
+# rule (the adaptive schedule's after its third plateau, a few hundred
+# epochs).
 
 import matplotlib.pyplot as plt
 import numpy as np
