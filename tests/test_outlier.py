@@ -28,6 +28,16 @@ def data():
     return inliers, outliers
 
 
+@pytest.fixture(scope="module")
+def labelled(data):
+    """The rows of ``data`` shuffled, labelled +1 (inlier) and -1 (outlier)."""
+    inliers, outliers = data
+    X = np.vstack([inliers, outliers])
+    y = np.r_[np.ones(len(inliers)), -np.ones(len(outliers))]
+    order = np.random.RandomState(1).permutation(len(X))
+    return X[order], y[order]
+
+
 @parametrize_with_checks(
     [AutoencoderOutlierDetector(Autoencoder(n_components=2, **FAST))]
 )
@@ -87,43 +97,43 @@ def test_trimmed_loss_leaves_the_worst_rows_out(data):
     assert errors[0.1, "gap"] > errors[0.0, "gap"]
 
 
-def test_tuned_with_grid_search_on_labels(data):
+def test_tuned_with_grid_search_on_labels(labelled):
     """Check that GridSearchCV tunes the detector with scoring="roc_auc"
     against labels (+1 inlier, -1 outlier)."""
-    inliers, outliers = data
-    X = np.vstack([inliers, outliers])
-    y = np.r_[np.ones(len(inliers)), -np.ones(len(outliers))]
-    order = np.random.RandomState(1).permutation(len(X))
+    X, y = labelled
     search = GridSearchCV(
         AutoencoderOutlierDetector(Autoencoder(**FAST)),
         {"estimator__n_components": [1, 2]},
         scoring="roc_auc",
         cv=3,
-    ).fit(X[order], y[order])
+    ).fit(X, y)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_score_ > 0.8
 
 
-def test_tuned_with_batched_grid_search(data):
-    """Check that BatchedGridSearchCV trains the detector's autoencoders
-    batched, with the scores GridSearchCV gets from fitting one by one, and
-    fits a trimmed detector one by one (its loss has no batched form)."""
-    inliers, outliers = data
-    X = np.vstack([inliers, outliers])
-    y = np.r_[np.ones(len(inliers)), -np.ones(len(outliers))]
-    order = np.random.RandomState(1).permutation(len(X))
-    X, y = X[order], y[order]
-    detector = AutoencoderOutlierDetector(Autoencoder(**FAST))
-    grid = {"estimator__n_components": [1, 2], "contamination": [0.05, 0.1]}
+def _batched_as_sequential(estimator, grid, X, y):
+    """Check that BatchedGridSearchCV trains every fit of ``grid`` batched,
+    with GridSearchCV's mean ROC-AUC for each candidate."""
     args = dict(scoring="roc_auc", cv=3)
-    batched = BatchedGridSearchCV(detector, grid, **args).fit(X, y)
+    batched = BatchedGridSearchCV(estimator, grid, **args).fit(X, y)
     assert batched.batched_.all()
-    sequential = GridSearchCV(detector, grid, **args).fit(X, y)
+    sequential = GridSearchCV(estimator, grid, **args).fit(X, y)
     np.testing.assert_allclose(
         batched.cv_results_["mean_test_score"],
         sequential.cv_results_["mean_test_score"],
         rtol=1e-4,
     )
+
+
+def test_tuned_with_batched_grid_search(labelled):
+    """Check that BatchedGridSearchCV trains the detector's autoencoders
+    batched, with the scores GridSearchCV gets from fitting one by one, and
+    fits a trimmed detector one by one (its loss has no batched form)."""
+    X, y = labelled
+    detector = AutoencoderOutlierDetector(Autoencoder(**FAST))
+    grid = {"estimator__n_components": [1, 2], "contamination": [0.05, 0.1]}
+    args = dict(scoring="roc_auc", cv=3)
+    _batched_as_sequential(detector, grid, X, y)
     trimmed = clone(detector).set_params(trim_fraction=0.1)
     with pytest.warns(UserWarning, match="a trimmed loss"):
         search = BatchedGridSearchCV(trimmed, {"contamination": [0.1]}, **args)
@@ -145,18 +155,14 @@ def test_tuned_with_batched_grid_search(data):
 
 
 @pytest.mark.parametrize("case", ["scaled in a pipeline", "integer data"])
-def test_batched_search_trains_a_detector_on_data_nobody_prepared(data, case):
+def test_batched_search_trains_a_detector_on_data_nobody_prepared(labelled, case):
     """A detector after a scaler in a Pipeline, and a detector given integer
     data, train batched, with the scores of fits one by one; a trimmed
     detector in a pipeline is fitted one by one."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler
 
-    inliers, outliers = data
-    X = np.vstack([inliers, outliers])
-    y = np.r_[np.ones(len(inliers)), -np.ones(len(outliers))]
-    order = np.random.RandomState(1).permutation(len(X))
-    X, y = X[order], y[order]
+    X, y = labelled
     detector = AutoencoderOutlierDetector(Autoencoder(**FAST))
     if case == "integer data":
         estimator, prefix, X = detector, "", np.round(100 * X).astype(np.int64)
@@ -164,19 +170,12 @@ def test_batched_search_trains_a_detector_on_data_nobody_prepared(data, case):
         estimator = make_pipeline(MinMaxScaler(), detector)
         prefix = "autoencoderoutlierdetector__"
     grid = {f"{prefix}estimator__n_components": [1, 2]}
-    args = dict(scoring="roc_auc", cv=3)
-    batched = BatchedGridSearchCV(estimator, grid, **args).fit(X, y)
-    assert batched.batched_.all()
-    sequential = GridSearchCV(estimator, grid, **args).fit(X, y)
-    np.testing.assert_allclose(
-        batched.cv_results_["mean_test_score"],
-        sequential.cv_results_["mean_test_score"],
-        rtol=1e-4,
-    )
+    _batched_as_sequential(estimator, grid, X, y)
     if case == "scaled in a pipeline":
         trimmed = {**grid, f"{prefix}trim_fraction": [0.1]}
         with pytest.warns(UserWarning, match="a trimmed loss"):
-            search = BatchedGridSearchCV(estimator, trimmed, **args).fit(X, y)
+            search = BatchedGridSearchCV(estimator, trimmed, scoring="roc_auc", cv=3)
+            search.fit(X, y)
         assert not search.batched_.any()
 
 
