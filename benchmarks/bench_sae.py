@@ -36,6 +36,7 @@ SAELens TopK (when measured).
     python benchmarks/bench_sae.py --threads 2 --sweep --quick
     python benchmarks/bench_sae.py --threads 2 --scaling --quick
     python benchmarks/bench_sae.py --threads 1 --schedules   # MMCS, 5 seeds
+    python benchmarks/bench_sae.py --threads 1 --misses      # what they miss
 
 ``--device cuda`` trains skae's models (and the sweep) on the GPU, timed
 with the device synchronised; the SAELens rows stay a CPU comparison and
@@ -312,6 +313,58 @@ def schedules(X, atoms, steps, device, seeds=(0, 1, 2, 3, 4)):
     print(text_table(rows))
 
 
+def misses(X, codes, atoms, steps, device, seeds=(0, 1, 2, 3, 4)):
+    """What the target rows' TopK k=5 misses, per seed: the true atoms
+    matched below 0.9 (how many, how often they fire) and the latents that
+    are no atom's best match, by how often they fire; for those firing in
+    over 5% of the rows, the true number of active atoms in the rows they
+    fire on."""
+    epochs = max(1, round(steps * BATCH / X.shape[0]))
+    steps = epochs * -(-X.shape[0] // BATCH)
+    rate = (codes > 0).mean(axis=0)
+    true_l0 = (codes > 0).sum(axis=1)
+    rows = [
+        [
+            "seed",
+            "MMCS",
+            "atoms < 0.9",
+            "their firing rates",
+            "unmatched latents: dead / < 0.5% / 0.5-5% / > 5%",
+            "true L0 where a > 5% one fires",
+        ]
+    ]
+    for seed in seeds:
+        name = f"skae TopK k=5, lr decayed, seed {seed}"
+        model = skae_models(256, epochs, steps, seeds=(seed,), device=device)[name]
+        measured = measure(name, model, X, atoms)
+        unit = model.dictionary_ / np.linalg.norm(model.dictionary_, axis=1)[:, None]
+        true = atoms / np.linalg.norm(atoms, axis=1)[:, None]
+        cosine = true @ unit.T  # true atoms x latents
+        bad = np.flatnonzero(cosine.max(axis=1) < 0.9)
+        unmatched = np.setdiff1d(np.arange(unit.shape[0]), cosine.argmax(axis=1))
+        active = model.transform(X)[:, unmatched] > 0
+        fires = active.mean(axis=0)
+        dense = fires > 0.05
+        l0 = [true_l0[active[:, j]].mean() for j in np.flatnonzero(dense)]
+        rows.append(
+            [
+                str(seed),
+                f"{measured['mmcs']:.4f}",
+                str(len(bad)),
+                f"{rate[bad].min():.4f}-{rate[bad].max():.4f}" if len(bad) else "-",
+                f"{(fires == 0).sum()} / {((fires > 0) & (fires < 0.005)).sum()} / "
+                f"{((fires >= 0.005) & ~dense).sum()} / {dense.sum()}",
+                " ".join(f"{v:.2f}" for v in l0) or "-",
+            ]
+        )
+    print(
+        f"\n[misses] TopK k=5, lr decayed, {epochs} epochs of {BATCH} rows; "
+        f"true atoms fire at {rate.min():.4f}-{rate.max():.4f}, true L0 "
+        f"{true_l0.mean():.2f} on average"
+    )
+    print(text_table(rows))
+
+
 def scaling(X, steps, device):
     """Where the sweep's speed-up is bounded: the batched step's time per
     net for 2 to 24 nets trained at once (``BatchedGridSearchCV`` over k,
@@ -374,6 +427,11 @@ def main():
         help="only MMCS over five seeds for schedules around the target rows'",
     )
     parser.add_argument(
+        "--misses",
+        action="store_true",
+        help="only what the target rows miss: unmatched atoms and latents",
+    )
+    parser.add_argument(
         "--scaling",
         action="store_true",
         help="only the batched step's time per net against one fit's",
@@ -397,11 +455,15 @@ def main():
         run = sweep if args.sweep else scaling
         run(X.astype(np.float32), 500 if args.quick else 2000, args.device)
         return
-    if args.schedules:
-        X, _, atoms = make_sparse_superposition(
+    if args.schedules or args.misses:
+        X, codes, atoms = make_sparse_superposition(
             n_samples=20000, n_features=64, n_atoms=256, n_active=5, random_state=0
         )
-        schedules(X.astype(np.float32), atoms, 500 if args.quick else 2000, args.device)
+        steps = 500 if args.quick else 2000
+        if args.schedules:
+            schedules(X.astype(np.float32), atoms, steps, args.device)
+        else:
+            misses(X.astype(np.float32), codes, atoms, steps, args.device)
         return
     table = []
     for title, p in protocols(args):
