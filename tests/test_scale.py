@@ -121,6 +121,28 @@ def test_scores_at_extreme_scales_are_the_unit_scores_rescaled(scale):
     )
 
 
+def test_float32_scores_beyond_float32_range_are_refused_with_the_fix():
+    """Check that float32 data whose errors exceed float32's range (1e19
+    scale: errors near 1e38 and beyond) get an error that says to pass
+    float64, not -inf scores and a NaN ``offset_`` that flags nothing; the
+    same data in float64 score finitely."""
+    from skae import AutoencoderOutlierDetector
+
+    X = np.random.RandomState(0).normal(size=(100, 3)) * 1e21
+    params = dict(n_components=1, max_iter=5, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = Autoencoder(**params).fit(X.astype(np.float32))
+        assert np.isfinite(model.score_samples(X)).all()
+        with pytest.raises(ValueError, match="exceed the range of X's dtype"):
+            model.score_samples(X.astype(np.float32))
+        with pytest.raises(ValueError, match="Pass X as float64"):
+            AutoencoderOutlierDetector(Autoencoder(**params)).fit(X.astype(np.float32))
+        detector = AutoencoderOutlierDetector(Autoencoder(**params)).fit(X)
+    assert np.isfinite(detector.offset_)
+    assert (detector.predict(X) == -1).mean() == pytest.approx(0.1, abs=0.02)
+
+
 def test_cross_entropy_model_scores_any_finite_input():
     """Check that a cross-entropy model scores held-out rows outside [0, 1]
     (finite, never an error), and scores them as less normal."""
