@@ -97,6 +97,34 @@ def test_trimmed_loss_leaves_the_worst_rows_out(data):
     assert errors[0.1, "gap"] > errors[0.0, "gap"]
 
 
+def test_trim_fraction_below_one_row_per_batch_still_trims(data, monkeypatch):
+    """Check that trim_fraction trims that fraction of the rows on average
+    when it is less than one row of a batch (0.03 of 16 rows), and that the
+    rows it trims are drawn reproducibly from random_state."""
+    from skae._engine.net import AutoencoderNet
+
+    trimmed = AutoencoderNet._trimmed
+    counts = []
+
+    def counting(net, x):
+        kept = trimmed(net, x)
+        counts.append((len(x), len(kept)))
+        return kept
+
+    monkeypatch.setattr(AutoencoderNet, "_trimmed", counting)
+    X = np.vstack(data)
+    params = dict(n_components=2, max_iter=40, batch_size=16, random_state=0)
+    scores = []
+    for _ in range(2):
+        detector = AutoencoderOutlierDetector(
+            Autoencoder(**params, device="cpu"), trim_fraction=0.03
+        ).fit(X)
+        scores.append(detector.score_samples(X))
+    seen, kept = np.sum(counts, axis=0)
+    assert (seen - kept) / seen == pytest.approx(0.03, abs=0.005)
+    np.testing.assert_array_equal(scores[0], scores[1])
+
+
 def test_tuned_with_grid_search_on_labels(labelled):
     """Check that GridSearchCV tunes the detector with scoring="roc_auc"
     against labels (+1 inlier, -1 outlier)."""

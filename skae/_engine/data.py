@@ -61,6 +61,19 @@ def _stream_generator(seed, stream, epoch, device):
     return generator
 
 
+def rows_to_trim(fraction, n_rows, generator):
+    """How many of ``n_rows`` a trimmed loss leaves out: ``fraction *
+    n_rows`` on average, the fractional part one more row with that
+    probability (drawn from ``generator``), so that a fraction below one row
+    per batch still trims."""
+    n_trim = fraction * n_rows
+    whole = math.floor(n_trim)
+    if n_trim > whole:
+        draw = torch.rand((), generator=generator, device=generator.device)
+        whole += int(draw < n_trim - whole)
+    return whole
+
+
 class SliceIterator:
     """Mini-batches sliced from a tensor already on its device.
 

@@ -22,6 +22,7 @@ from .._nn.backprop import Plan, backprop
 from .._nn.modules import normalize_columns_, remove_parallel_gradient_
 from .._nn.objectives import reconstruction_error
 from .._nn.sparse_backprop import sparse_backprop
+from . import data
 from .callbacks import _CheckFinite
 from .data import _NOISE_STREAM, _SHUFFLE_STREAM, SliceIterator, _stream_generator
 
@@ -73,7 +74,7 @@ class AutoencoderNet(NeuralNet):
         Fraction of each training batch left out of the step: the rows the
         module reconstructs worst (scored in evaluation mode before the
         step), so that a few outliers in the training data are not learned
-        (a trimmed loss). 0 trains on every row.
+        (a trimmed loss; ``data.rows_to_trim`` rows). 0 trains on every row.
     weight_decay : float, default=0.0
         Strength of the L2 penalty on the weights (not on the biases):
         ``weight_decay * W`` is added to each weight's gradient before the
@@ -118,10 +119,7 @@ class AutoencoderNet(NeuralNet):
 
     # Attributes holding the module's own tensors, pickled together with the
     # module (skorch saves these in one torch.save, mapping devices).
-    cuda_dependent_attributes_ = [
-        *NeuralNet.cuda_dependent_attributes_,
-        "backprop_",
-    ]
+    cuda_dependent_attributes_ = [*NeuralNet.cuda_dependent_attributes_, "backprop_"]
 
     @property
     def _default_callbacks(self):
@@ -367,8 +365,10 @@ class AutoencoderNet(NeuralNet):
         return {"loss": loss, "y_pred": y_pred}
 
     def _trimmed(self, x):
-        """The rows of ``x`` but the ``trim_fraction`` worst reconstructed."""
-        n_keep = len(x) - int(self.trim_fraction * len(x))
+        """The rows of ``x`` but the ``trim_fraction`` worst reconstructed
+        (``rows_to_trim``: drawn from the noise stream)."""
+        trim = data.rows_to_trim(self.trim_fraction, len(x), self.noise_generator)
+        n_keep = len(x) - trim
         if n_keep >= len(x):
             return x
         self._set_training(False)
