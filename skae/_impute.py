@@ -127,7 +127,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "transform", "inverse_transform"]), None],
-        "missing_values": [MissingValues(numeric_only=True), None],
+        "missing_values": [MissingValues(numeric_only=True)],
         "indicate_missing": ["boolean"],
         "n_passes": [Interval(Integral, 1, None, closed="left")],
         "add_indicator": ["boolean"],

@@ -15,6 +15,7 @@ before it was kept). Nothing else changes in the format: the digest covers
 the key with the rest.
 """
 
+import numbers
 from contextlib import contextmanager
 
 import numpy as np
@@ -24,6 +25,7 @@ from sklearn.utils._missing import is_scalar_nan
 from sklearn.utils.validation import check_is_fitted
 
 from ._archive import _FITTED_NAME, _decode, _invalid
+from ._base import _BaseAutoencoder
 from ._codec import _attribute_to_json, _param_to_json, _to_json
 from ._impute import AutoencoderImputer
 from ._outlier import AutoencoderOutlierDetector
@@ -45,6 +47,14 @@ def is_wrapper(estimator):
 def wrapper_to_json(wrapper):
     """The ``"wrapper"`` entry of a fitted wrapper's document."""
     check_is_fitted(wrapper, "estimator_")
+    if not isinstance(wrapper.estimator_, _BaseAutoencoder):
+        raise TypeError(
+            f"skae.io.save saves an {type(wrapper).__name__} around a skae "
+            "autoencoder; this one's estimator_ is a "
+            f"{type(wrapper.estimator_).__name__}. Save it with pickle or "
+            "joblib instead, which must only be used to load files from "
+            "trusted sources."
+        )
     params = wrapper.get_params(deep=False)
     estimator = params.pop("estimator")
     given = estimator is not None
@@ -178,7 +188,11 @@ def _indicator(file, imputer, features):
     ):
         raise _invalid(file, "its imputer's indicator_features are not valid")
     missing = imputer.missing_values
-    row = np.full((1, n), 0.0 if is_scalar_nan(missing) else missing + 1.0)
+    # A value other than the marker (missing + 1 is the marker itself from
+    # 2**53 on), of the marker's kind (a float rounds large int markers).
+    other = 1 if not is_scalar_nan(missing) and missing == 0 else 0
+    kind = np.int64 if isinstance(missing, numbers.Integral) else np.float64
+    row = np.full((1, n), other, dtype=kind)
     row[0, features] = missing
     indicator = MissingIndicator(missing_values=missing, error_on_new=False)
     return indicator.fit(row)

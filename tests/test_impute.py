@@ -209,6 +209,10 @@ def test_other_missing_values_and_bad_input(low_rank):
     infinite[0, 0] = np.inf
     with pytest.raises(ValueError, match="infinity"):
         AutoencoderImputer().fit(infinite)
+    # None marks no number: it would impute nothing (SimpleImputer refuses it
+    # for numeric data too).
+    with pytest.raises(ValueError, match="'missing_values' parameter.*Got None"):
+        AutoencoderImputer(missing_values=None).fit(coded)
 
 
 def test_pickle_and_pipeline_search(low_rank):
@@ -227,7 +231,8 @@ def test_pickle_and_pipeline_search(low_rank):
 
 @pytest.mark.parametrize("noise", ["masking", "salt_and_pepper"])
 @pytest.mark.parametrize("add_indicator", [False, True])
-@pytest.mark.parametrize("missing_values", [np.nan, -1.0])
+# 2.0**60: a marker that adding 1 leaves unchanged.
+@pytest.mark.parametrize("missing_values", [np.nan, -1.0, 2.0**60])
 def test_saved_with_skae_io(low_rank, tmp_path, add_indicator, missing_values, noise):
     from skae.io import load, save
 

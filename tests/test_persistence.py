@@ -486,6 +486,17 @@ def test_save_unfitted_estimator_raises(tmp_path):
 def test_save_rejects_other_estimators(X, tmp_path):
     with pytest.raises(TypeError, match="pickle or joblib"):
         save(PCA(n_components=2).fit(X), tmp_path / "model.skae")
+    # A wrapper is saved with its autoencoder: one around another estimator
+    # is refused for what it holds, not for a parameter it never set.
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    for estimator in (PCA(1), make_pipeline(StandardScaler(), PCA(1))):
+        detector = skae.AutoencoderOutlierDetector(estimator).fit(X)
+        name = type(estimator).__name__
+        with pytest.raises(TypeError, match=f"this one's estimator_ is a {name}"):
+            save(detector, tmp_path / "model.skae")
+    assert not (tmp_path / "model.skae").exists()
 
 
 @pytest.mark.parametrize(
