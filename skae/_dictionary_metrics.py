@@ -79,7 +79,12 @@ def matched_cosine_similarity(true_atoms, learned_atoms):
     True and learned atoms are paired one to one so that the sum of the
     pairs' cosine similarities is largest (the Hungarian algorithm,
     :func:`scipy.optimize.linear_sum_assignment`); the result is the mean
-    over the pairs, ``min(n_true, n_learned)`` of them.
+    over the true atoms of their partner's cosine, as MMCS is a mean over
+    the true atoms: with fewer learned atoms than true ones, a true atom
+    left without a partner counts 0 (one learned atom does not recover
+    three true ones). Each true atom's partner is at best its closest
+    learned atom, so the result is at most MMCS when no true atom's best
+    cosine is negative.
 
     Parameters
     ----------
@@ -92,7 +97,8 @@ def matched_cosine_similarity(true_atoms, learned_atoms):
     Returns
     -------
     similarity : float
-        Mean cosine similarity of the matched pairs, in [-1, 1].
+        Mean over the true atoms of their matched cosine similarity (0
+        for a true atom left unmatched), in [-1, 1].
 
     See Also
     --------
@@ -105,10 +111,12 @@ def matched_cosine_similarity(true_atoms, learned_atoms):
     >>> atoms = np.eye(3)
     >>> float(matched_cosine_similarity(atoms, atoms[[0, 0, 1]]))
     0.666...
+    >>> float(matched_cosine_similarity(atoms, atoms[:1]))
+    0.333...
     """
     cosines = _cosines(true_atoms, learned_atoms)
     rows, cols = linear_sum_assignment(cosines, maximize=True)
-    return float(cosines[rows, cols].mean())
+    return float(cosines[rows, cols].sum() / len(cosines))
 
 
 def fraction_of_variance_unexplained(estimator, X):

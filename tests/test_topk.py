@@ -248,7 +248,15 @@ def test_cosine_similarity_metrics():
     learned = np.array([e[0], e[0], 0.6 * e[1] + 0.8 * e[2]])
     assert mean_max_cosine_similarity(e, learned) == pytest.approx((1 + 0.6 + 0.8) / 3)
     assert matched_cosine_similarity(e, learned) == pytest.approx((1 + 0 + 0.8) / 3)
-    assert matched_cosine_similarity(atoms, atoms[:5]) == pytest.approx(1.0)
+    # Fewer learned atoms than true ones: the true atoms left unmatched
+    # count 0 (matched stays at most MMCS), extra learned ones nothing.
+    assert mean_max_cosine_similarity(atoms[:5], atoms) == pytest.approx(1.0)
+    assert matched_cosine_similarity(atoms[:5], atoms) == pytest.approx(1.0)
+    assert matched_cosine_similarity(e, e[:1]) == pytest.approx(1 / 3)
+    assert mean_max_cosine_similarity(e, e[:1]) == pytest.approx(1 / 3)
+    assert matched_cosine_similarity(atoms, atoms[:5]) <= mean_max_cosine_similarity(
+        atoms, atoms[:5]
+    )
     # The sign counts: an atom and its opposite are not the same atom.
     assert mean_max_cosine_similarity(e[:1], -e[:1]) == pytest.approx(-1.0)
     assert mean_max_cosine_similarity(e, -e) == pytest.approx(0.0)
