@@ -141,8 +141,9 @@ class _BaseAutoencoder(
     def _penalty(self, n_samples, loss):
         """``penalty(module, x, codes, generator)`` or None; must pickle.
 
-        ``n_samples`` is the number of training rows, ``loss`` the
-        reconstruction loss resolved."""
+        ``n_samples`` is the number of rows of an epoch (None for
+        ``partial_fit``, whose calls are chunks of a longer stream), ``loss``
+        the reconstruction loss resolved."""
         return None
 
     def _unit_norm_decoder(self):

@@ -31,7 +31,7 @@ class _NetMixin:
         """Whether the encoder's input is only centred (not scaled)."""
         return False
 
-    def _build_net(self, X, seed, loss, observed=None):
+    def _build_net(self, X, seed, loss, observed=None, incremental=False):
         device = resolve_device(self.device)
         mean, variance = _moments(X)
         input_scale, target_scale = _units(variance)
@@ -93,7 +93,7 @@ class _NetMixin:
             verbose=0,
             device=str(device),
             corrupt=self._corruption(X),
-            penalty=self._penalty(X.shape[0], loss),
+            penalty=self._penalty(None if incremental else X.shape[0], loss),
             seed=seed,
             shuffle=self.shuffle,
             unit_norm_decoder=self._unit_norm_decoder(),
@@ -155,7 +155,7 @@ class _NetMixin:
             "back."
         )
 
-    def _update_training_settings(self, net, X):
+    def _update_training_settings(self, net, X, incremental=False):
         """Apply the current training parameters to a network that continues.
 
         The step size, weight decay, batch size, shuffling, penalty, code
@@ -178,7 +178,7 @@ class _NetMixin:
             # the written-out pass serves only nets without it.
             net.module__code_dropout = net.module_.code_dropout = self.code_dropout
             net.plan_backprop()
-        net.penalty = self._penalty(X.shape[0], self.loss_)
+        net.penalty = self._penalty(None if incremental else X.shape[0], self.loss_)
         corrupt = self._corruption(X)
         old = net.corrupt
         same_noise = (

@@ -155,7 +155,7 @@ class _PlanningMixin(_NetMixin):
             train_rows, valid_rows = self._split_validation(X.shape[0], seed + n_before)
         X_train = X if train_rows is None else X[train_rows]
         if continuing:
-            self._update_training_settings(net, X_train)
+            self._update_training_settings(net, X_train, incremental)
         else:
             if incremental and X_train.shape[0] < 2:
                 warnings.warn(
@@ -169,7 +169,7 @@ class _PlanningMixin(_NetMixin):
             observed = getattr(self, "_observed", None)
             if observed is not None and train_rows is not None:
                 observed = observed[train_rows]
-            net = self._build_net(X_train, seed, loss, observed)
+            net = self._build_net(X_train, seed, loss, observed, incremental)
         stopping = None
         if not incremental:
             stopping = dict(

@@ -76,8 +76,10 @@ class SparseAutoencoder(_BaseAutoencoder):
         Training rows after which a code unit that was never active counts
         as dead for ``revival_weight``; "auto" is ``40 * n_components /
         n_nonzero_coefs`` rows (those in which a unit active at the average
-        rate is active 40 times), or one epoch (the number of training
-        rows, of the ``partial_fit`` chunk) when that is shorter. The
+        rate is active 40 times), or one epoch of ``fit`` (the number of
+        training rows) when that is shorter; ``partial_fit`` counts rows
+        across its calls, so the size of its chunks does not change the
+        window. The
         fraction of units inactive over each epoch is recorded in the
         training history as ``"dead_fraction"``.
 

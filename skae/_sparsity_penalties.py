@@ -87,9 +87,9 @@ def unit_norm_decoder(estimator):
 
 
 def sparse_penalty(estimator, n_samples, loss):
-    """The penalty of a SparseAutoencoder fitted on ``n_samples`` rows with
-    ``loss``: KL or L1 sparsity, AuxK revival for the top-k code layers, or
-    None."""
+    """The penalty of a SparseAutoencoder fitted on ``n_samples`` rows
+    (None for ``partial_fit``'s chunks) with ``loss``: KL or L1 sparsity,
+    AuxK revival for the top-k code layers, or None."""
     if estimator.sparsity in ("topk", "batch_topk"):
         weight = revival_weight(estimator, loss)
         if weight is None:
@@ -100,7 +100,11 @@ def sparse_penalty(estimator, n_samples, loss):
         if window == "auto":
             _, k = code_sparsity(estimator)
             n_units = estimator.n_components
-            window = min(n_samples, math.ceil(_DEAD_WINDOW_FIRINGS * n_units / k))
+            window = math.ceil(_DEAD_WINDOW_FIRINGS * n_units / k)
+            if n_samples is not None:
+                # At most an epoch of fit; partial_fit's rows count across
+                # its calls, so its chunks' sizes do not set the window.
+                window = min(n_samples, window)
         return make_penalty(
             _auxk_penalty,
             gradient=_auxk_gradient,

@@ -150,6 +150,25 @@ def test_auto_window_is_forty_average_firings_at_most_an_epoch(X):
     )
 
 
+def test_auto_window_of_partial_fit_does_not_follow_its_chunks(X):
+    """Check that partial_fit's "auto" window is 40 * n_components / k rows
+    whatever its chunks' sizes (rows count across its calls): a short last
+    chunk of a stream trains as with that window given, not as with a
+    window of the chunk's length."""
+    params = {**DYING, "n_nonzero_coefs": 2, "max_iter": 1}
+
+    def stream(window):
+        model = SparseAutoencoder(dead_unit_window=window, **params)
+        for start in range(0, 1010, 500):  # chunks of 500, 500 and 10 rows
+            model.partial_fit(X[start : start + 500] if start < 1000 else X[:10])
+        return model.dictionary_
+
+    # k=2: 40 * 64 / 2 = 1280 rows, longer than every chunk.
+    auto = stream("auto")
+    np.testing.assert_array_equal(auto, stream(1280))
+    assert not np.allclose(auto, stream(10))
+
+
 def test_revival_needs_one_decoder_layer_and_squared_error(X):
     """Check that an explicit revival weight where AuxK does not apply is an
     error that says what to do, and that "auto" turns it off there."""
