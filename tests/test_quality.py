@@ -82,6 +82,40 @@ def test_kl_codes_reach_their_target_rate(rho, digits_split):
         assert 0.75 * rho <= mean_activation <= 1.25 * rho
 
 
+@pytest.mark.parametrize("rho", [0.01, 0.05])
+@pytest.mark.parametrize("hidden", [(16,), (16, 8)])
+def test_kl_codes_behind_hidden_layers_learn(hidden, rho):
+    """Check that KL codes behind logistic hidden layers learn (they stayed
+    constant at rho, R² 0, on every data set): on raw iris and standardized
+    wine they reconstruct far better than the mean and average near rho."""
+    import warnings
+
+    from sklearn.datasets import load_iris, load_wine
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.preprocessing import StandardScaler
+
+    for X in (load_iris().data, StandardScaler().fit_transform(load_wine().data)):
+        sae = SparseAutoencoder(
+            n_components=4,
+            hidden_layer_sizes=hidden,
+            sparsity_target=rho,
+            max_iter=100,
+            random_state=0,
+            device="cpu",
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            codes = sae.fit_transform(X)
+        residual = sae.inverse_transform(codes) - X
+        r2 = 1 - (residual**2).sum() / ((X - X.mean(axis=0)) ** 2).sum()
+        # Measured R² 0.41-0.92, mean codes 1.15-1.63 rho, spread 0.9-1.9
+        # rho; R² 0.000 and spread 0.04 rho at most before the layers fed by
+        # logistic units had their gain.
+        assert r2 > 0.25
+        assert 0.5 * rho <= codes.mean() <= 2 * rho
+        assert codes.std(axis=0).mean() > 0.1 * rho
+
+
 def _mean_jacobian_norm(estimator, X):
     encode = estimator.net_.module_.encode
     with torch.no_grad():

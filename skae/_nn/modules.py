@@ -81,10 +81,26 @@ def _tied_stack(encoder, activation, generator):
     return nn.Sequential(*layers)
 
 
-def _stack(sizes, activation, last_activation, generator, last=None):
+def _logistic_gain(bias=0.0):
+    """One over the slope of logistic units started at ``bias`` (4 at 0):
+    the gain of a layer they feed, whose pre-activations then vary as if fed
+    by units of slope 1 (LeCun et al. 1998). Stacked logistic layers start
+    nearly constant without it (KL codes at logit(rho) more so), and the KL
+    penalty holds them there."""
+    p = 1.0 / (1.0 + math.exp(-bias))
+    return 1.0 / (p * (1.0 - p))
+
+
+def _stack(sizes, activation, last_activation, generator, last=None, gain=1.0):
+    """Linear layers of ``sizes``, ``activation`` between them (and after
+    the last with ``last_activation``: ``last``, or ``activation``); the
+    first one's weights times ``gain``, the others' their inputs' gain."""
     layers = []
+    inner = _logistic_gain() if activation == "logistic" else 1.0
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(_linear(n_in, n_out, generator))
+        with torch.no_grad():
+            layers[-1].weight.mul_(gain if i == 0 else inner)
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation].module())
         elif last_activation:
@@ -194,15 +210,16 @@ class AutoencoderModule(nn.Module):
         if code_sparsity is not None:
             last = code_layer(code_sparsity, n_components)
         self.encoder = _stack(sizes, activation, True, generator, last)
-        # Optimizer steps taken (the sparsity warm-up reads it), counted by
-        # the training engine.
+        # Optimizer steps taken, counted by the engine (the warm-up reads it).
         self.steps_trained = 0
         self.tied_weights = bool(tied_weights)
         self.code_dropout = float(code_dropout)
         if self.tied_weights:
             self.decoder = _tied_stack(self.encoder, activation, generator)
-        else:
-            self.decoder = _stack(sizes[::-1], activation, False, generator)
+        else:  # its first layer fed by the codes, logistic ones or not
+            logistic = activation == "logistic" and code_sparsity is None
+            gain = _logistic_gain(code_bias or 0.0) if logistic else 1.0
+            self.decoder = _stack(sizes[::-1], activation, False, generator, gain=gain)
         self.register_buffer("input_offset", _per_feature(input_offset, 0.0, sizes))
         self.register_buffer("input_scale", _per_feature(input_scale, 1.0, sizes))
         self.register_buffer("target_offset", _per_feature(target_offset, 0.0, sizes))
@@ -244,8 +261,7 @@ class AutoencoderModule(nn.Module):
         return self.encoder[-1] if self.code_sparsity is not None else None
 
     def dead_fraction(self, n_rows):
-        """The fraction of code units inactive for the last ``n_rows``
-        training rows (None without a TopK or BatchTopK code layer)."""
+        """Fraction of code units idle for ``n_rows`` rows (None: no TopK)."""
         layer = self.sparse_code
         if layer is None:
             return None
@@ -259,8 +275,7 @@ class AutoencoderModule(nn.Module):
     def encode(self, x):
         if not torch.is_grad_enabled():
             return self.inference_encoder()(x)
-        # Training: centre and scale the batch; no gradient flows into these
-        # two operations' constants.
+        # Training: centre and scale the batch (constants: no gradient).
         h = self.encoder[0]((x - self.input_offset) * self.input_scale)
         for i in range(1, len(self.encoder)):
             h = self.encoder[i](h)
