@@ -152,7 +152,9 @@ class _PlanningMixin(_NetMixin):
         if not incremental and self.early_stopping:
             # Split before the net is built: its units (mean, scale, output
             # bias) and the corruption's range come from the training part.
-            train_rows, valid_rows = self._split_validation(X.shape[0], seed + n_before)
+            # The same split on every warm_start call, as MLPRegressor's:
+            # no call validates on rows an earlier one trained on.
+            train_rows, valid_rows = self._split_validation(X.shape[0], seed)
         X_train = X if train_rows is None else X[train_rows]
         if continuing:
             self._update_training_settings(net, X_train, incremental)

@@ -1,6 +1,7 @@
 """The training record and its control: curves, stopping, continuation."""
 
 import copy
+import math
 import warnings
 
 import numpy as np
@@ -192,6 +193,38 @@ def test_warm_start_continues_training(X):
     assert warm.n_iter_ == 10
     assert warm.loss_curve_[:5] == first
     assert warm.loss_curve_[5] < first[0]
+
+
+def test_warm_start_validates_on_the_same_rows(X, monkeypatch):
+    """Check that every warm_start call with early_stopping holds out the
+    same validation rows (as MLPRegressor does): a later call does not
+    validate on rows an earlier one trained on."""
+    split = Autoencoder._split_validation
+    held_out = []
+
+    def recording(self, n_samples, seed):
+        train, valid = split(self, n_samples, seed)
+        held_out.append(valid)
+        return train, valid
+
+    monkeypatch.setattr(Autoencoder, "_split_validation", recording)
+    warm = Autoencoder(
+        n_components=3,
+        max_iter=3,
+        early_stopping=True,
+        validation_fraction=0.2,
+        warm_start=True,
+        device="cpu",
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(3):
+            warm.fit(X)
+    assert len(held_out) == 3 and len(held_out[0]) == math.ceil(0.2 * len(X))
+    for valid in held_out[1:]:
+        np.testing.assert_array_equal(valid, held_out[0])
+    assert warm.n_iter_ == len(warm.validation_scores_) == 9
 
 
 def test_verbose_shows_progress_bar_with_loss(X, capsys):
