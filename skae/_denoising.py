@@ -229,15 +229,15 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         ``warm_start=True`` and to ``partial_fit``.
 
     loss_curve_ : list of float
-        Training loss of each epoch: the reconstruction error summed over
-        features and averaged over samples, plus any penalty.
+        Training loss of each epoch (error summed over features, averaged
+        over samples, plus any penalty) in the decoder's units, not X's.
 
     best_loss_ : float
         Lowest value of ``loss_curve_``.
 
     validation_scores_ : list of float
-        Negative validation loss of each epoch. Only set when
-        ``early_stopping=True``.
+        Negative validation loss of each epoch, in ``loss_curve_``'s
+        units. Only set when ``early_stopping=True``.
 
     best_validation_score_ : float
         Highest value of ``validation_scores_``. Only set when

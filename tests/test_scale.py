@@ -47,6 +47,8 @@ def test_data_far_from_unit_scale_is_learned_in_its_units():
         np.testing.assert_allclose(
             raw.transform(B), unit.transform((B - 5e6) / 1e6), atol=2e-3
         )
+        # Its loss in the decoder's units (documented), not X's 1e12 times.
+        np.testing.assert_allclose(raw.loss_curve_, unit.loss_curve_, rtol=1e-3)
         assert _r2(raw, B) > 0.5
         fitted[cls] = raw
     # The plain autoencoder matches PCA's reconstruction (it was 0.000 when
