@@ -357,3 +357,23 @@ class _PlanningMixin(_NetMixin):
         else:
             self.__dict__.pop("components_", None)
             self.__dict__.pop("dictionary_", None)
+
+    def __getattr__(self, name):
+        # Called only for a missing attribute: a fitted network with hidden
+        # layers has no components_ or dictionary_, and says so (as SVC
+        # says why it has no coef_).
+        if name in ("components_", "dictionary_") and "net_" in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__} has {name} only with "
+                "hidden_layer_sizes=() (one linear layer each way); this one "
+                "was fitted with hidden layers. input_weights_ holds its first "
+                "layer's weights; transform and inverse_transform map through "
+                "the whole network.",
+                name=name,
+                obj=self,
+            )
+        raise AttributeError(
+            f"'{type(self).__name__}' object has no attribute '{name}'",
+            name=name,
+            obj=self,
+        )

@@ -164,6 +164,12 @@ def test_dictionary_atoms_make_the_reconstruction(loss):
     np.testing.assert_allclose(constant, constant[:1].repeat(len(X), 0), atol=1e-3)
     deep = Autoencoder(3, hidden_layer_sizes=(4,), **FAST).fit(X)
     assert not hasattr(deep, "dictionary_")
+    assert not hasattr(deep, "components_")
+    # Its error says why, as SVC's says why it has no coef_.
+    with pytest.raises(AttributeError, match=r"dictionary_ only with hidden_layer"):
+        deep.dictionary_
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_'"):
+        deep.no_such_
 
 
 # ----------------------------------------------------------------- data
