@@ -19,6 +19,21 @@ from ._denoising import DenoisingAutoencoder
 
 __all__ = ["AutoencoderImputer"]
 
+# Rows per block of the column statistics and the standardization: their
+# float64 temporaries stay this size, not X's.
+_BLOCK = 65536
+
+
+def _column_sums(X, observed, term, reduce=np.add):
+    """``reduce`` over the observed rows of each column of ``term(x)``, in
+    float64, ``x`` a float64 block of X's rows (0 where not observed)."""
+    total = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], _BLOCK):
+        rows = slice(start, start + _BLOCK)
+        block = np.where(observed[rows], term(X[rows].astype(np.float64)), 0.0)
+        total = reduce(total, reduce.reduce(block, axis=0))
+    return total
+
 
 class AutoencoderImputer(TransformerMixin, BaseEstimator):
     """Imputer filling missing entries with an autoencoder's reconstruction.
@@ -179,19 +194,18 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         observed = ~missing
         counts = observed.sum(axis=0)
         # In float64 whatever X's dtype (float16 sums overflow, float32's
-        # round the mean of a constant column off its value).
-        X64 = np.asarray(X, dtype=np.float64)
-        filled = np.where(observed, X64, 0.0)
-        mean = filled.sum(axis=0) / counts
+        # round the mean of a constant column off its value), a block of
+        # rows at a time (no float64 copy of X).
+        mean = _column_sums(X, observed, lambda x: x) / counts
         # The spread in units of each column's largest deviation (no
         # overflow or underflow at any scale); a column is constant when
         # its spread is rounding next to its mean (relative, not absolute:
         # a column in units of 1e-13 is not constant). A constant column
         # gets scale 0: its gaps take its value, not a reconstruction.
-        deviation = np.where(observed, X64 - mean, 0.0)
-        peak = np.abs(deviation).max(axis=0)
+        peak = _column_sums(X, observed, lambda x: np.abs(x - mean), np.maximum)
         peak[~(peak > 0)] = 1.0
-        scale = peak * np.sqrt(((deviation / peak) ** 2).sum(axis=0) / counts)
+        squares = _column_sums(X, observed, lambda x: ((x - mean) / peak) ** 2)
+        scale = peak * np.sqrt(squares / counts)
         scale[~(scale > 1e-12 * np.abs(mean))] = 0.0
         self.statistics_, self.scale_ = mean, scale
         estimator = self.estimator
@@ -218,11 +232,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 "columns (mean 0, spread 1), which cross-entropy cannot fit: "
                 "use loss='squared_error' (or 'auto') for the estimator."
             )
-        Z = self._standardized(X, missing)
+        # The indicators are inputs, not targets; the noise leaves them but
+        # for marking what it hides (DenoisingAutoencoder's n_values).
+        Z = self._standardized(X, missing, self.indicate_missing)
         if self.indicate_missing:
-            # The indicators are inputs, not targets; the noise leaves them
-            # but for marking what it hides (DenoisingAutoencoder's n_values).
-            Z = self._with_indicators(Z, missing)
             estimator._n_values = X.shape[1]
         # The engine leaves the entries marked False out of the loss, and
         # the columns after the mask's (the indicators) too.
@@ -262,20 +275,20 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X, missing = self._validate(X, reset=False)
-        Z = self._standardized(X, missing)
-        gaps = missing
+        n_features = X.shape[1]
+        Z = self._standardized(X, missing, self.indicate_missing)
+        values = Z[:, :n_features]  # a view: the fills go into Z
         for _ in range(self.n_passes):
-            Z_in = Z
-            if self.indicate_missing:
-                Z_in = self._with_indicators(Z, gaps)
-            rebuilt = self.estimator_.inverse_transform(self.estimator_.transform(Z_in))
-            Z[missing] = rebuilt[:, : X.shape[1]][missing]
-            gaps = np.zeros_like(missing)  # the fills read as observed now
+            rebuilt = self.estimator_.inverse_transform(self.estimator_.transform(Z))
+            values[missing] = rebuilt[:, :n_features][missing]
+            Z[:, n_features:] = 0.0  # the fills read as observed now
         # A row with nothing observed has nothing to reconstruct from: the
         # training means (0 here), as SimpleImputer fills it.
-        Z[missing.all(axis=1)] = 0.0
+        values[missing.all(axis=1)] = 0.0
         X_filled = np.array(X, dtype=X.dtype, copy=True)
-        X_filled[missing] = (Z * self.scale_ + self.statistics_)[missing]
+        rows, cols = np.nonzero(missing)
+        fills = values[rows, cols] * self.scale_[cols] + self.statistics_[cols]
+        X_filled[rows, cols] = fills
         if self.indicator_ is not None:
             X_filled = np.hstack(
                 [X_filled, self.indicator_.transform(X).astype(X_filled.dtype)]
@@ -322,15 +335,24 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         """NaN or pandas.NA (which validation turns into NaN)."""
         return is_scalar_nan(self.missing_values) or is_pandas_na(self.missing_values)
 
-    @staticmethod
-    def _with_indicators(Z, missing):
-        return np.hstack([Z, missing.astype(Z.dtype)])
-
-    def _standardized(self, X, missing):
+    def _standardized(self, X, missing, indicators):
+        """The estimator's input: X standardized, 0 at its gaps (and in its
+        constant columns, whatever new rows hold), then with
+        ``indicators`` the missing mask; float32 unless X is float64,
+        computed a block of rows at a time."""
         constant = ~(self.scale_ > 0)
-        Z = (X - self.statistics_) / np.where(constant, 1.0, self.scale_)
-        Z[missing] = 0.0
-        Z[:, constant] = 0.0  # the column's value, whatever new rows hold
+        scale = np.where(constant, 1.0, self.scale_)
+        n, d = X.shape
+        dtype = np.float64 if X.dtype == np.float64 else np.float32
+        Z = np.empty((n, 2 * d if indicators else d), dtype=dtype)
+        for start in range(0, n, _BLOCK):
+            rows = slice(start, start + _BLOCK)
+            Z[rows, :d] = (X[rows] - self.statistics_) / scale
+            if indicators:
+                Z[rows, d:] = missing[rows]
+        values = Z[:, :d]
+        values[missing] = 0.0
+        values[:, constant] = 0.0
         return Z
 
     def __sklearn_tags__(self):

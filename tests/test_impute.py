@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -259,6 +260,43 @@ def test_saved_with_skae_io(low_rank, tmp_path, add_indicator, missing_values, n
         copy.transform(X_missing), imputer.transform(X_missing)
     )
     assert list(copy.get_feature_names_out()) == list(imputer.get_feature_names_out())
+
+
+def test_statistics_and_input_a_block_of_rows_at_a_time(low_rank, monkeypatch):
+    """Check that the column statistics and the standardized input are
+    computed a block of rows at a time: the same as over the whole of X
+    (the last, partial block included), and with float64 temporaries of a
+    block's size, not a float64 copy of X."""
+    import tracemalloc
+
+    import skae._impute as impute
+
+    _, X_missing = low_rank
+    X_missing = X_missing.copy()
+    X_missing[-1, 2] = 40.0  # far from the column's mean, in the last block
+    whole = AutoencoderImputer(DenoisingAutoencoder(n_components=2, **FAST))
+    whole.fit(X_missing)
+    monkeypatch.setattr(impute, "_BLOCK", 7)
+    blocks = clone(whole).fit(X_missing)
+    np.testing.assert_allclose(blocks.statistics_, whole.statistics_, rtol=1e-12)
+    np.testing.assert_allclose(blocks.scale_, whole.scale_, rtol=1e-12)
+    np.testing.assert_allclose(
+        blocks.statistics_, np.nanmean(X_missing, axis=0), rtol=1e-12
+    )
+    np.testing.assert_allclose(blocks.scale_, np.nanstd(X_missing, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(  # the sums' order rounds otherwise
+        blocks.transform(X_missing), whole.transform(X_missing), rtol=1e-10
+    )
+    monkeypatch.setattr(impute, "_BLOCK", 4096)
+    big = np.random.RandomState(0).normal(size=(400_000, 5)).astype(np.float32)
+    observed = np.ones(big.shape, dtype=bool)
+    tracemalloc.start()
+    try:
+        impute._column_sums(big, observed, lambda x: x**2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < big.nbytes / 4  # a float64 copy is 2 * big.nbytes
 
 
 @pytest.mark.parametrize("unit", [1e-13, 1e-6, 1e6, 1e160])

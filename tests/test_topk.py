@@ -167,9 +167,9 @@ def test_dictionary_atoms_make_the_reconstruction(loss):
     assert not hasattr(deep, "components_")
     # Its error says why, as SVC's says why it has no coef_.
     with pytest.raises(AttributeError, match=r"dictionary_ only with hidden_layer"):
-        deep.dictionary_
+        _ = deep.dictionary_
     with pytest.raises(AttributeError, match="has no attribute 'no_such_'"):
-        deep.no_such_
+        _ = deep.no_such_
 
 
 # ----------------------------------------------------------------- data
