@@ -197,9 +197,10 @@ def _map_blocks(A, fn, device, out, what, check_output, check_input):
                 ) from None
             if dest is None or not _same_memory(block, dest):
                 out[start : start + n_rows] = block if device is None else block.cpu()
-                if check_output and not all_finite(out[start : start + n_rows]):
-                    # Finite in the block's precision (float64 errors of
-                    # float32 data far from 1), beyond the result's.
+                narrowed = block.itemsize > out.itemsize  # arrays and tensors
+                if check_output and narrowed and not all_finite(out[start:][:n_rows]):
+                    # Finite in the block's wider precision (float64 errors
+                    # of float32 data far from 1), beyond the result's.
                     raise ValueError(
                         f"The {what} of rows {start}..{start + n_rows - 1} "
                         f"exceed the range of X's dtype ({out.dtype}, up to "
