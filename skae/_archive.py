@@ -86,6 +86,32 @@ def _to_cpu(obj):
     return obj
 
 
+def _weights_entry(net):
+    """The bytes of the weights entry: the module and optimizer state dicts,
+    checked to read back as ``load`` reads them, so that ``save`` never
+    writes a file that ``load`` refuses."""
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "module": _to_cpu(net.module_.state_dict()),
+            "optimizer": _to_cpu(net.optimizer_.state_dict()),
+        },
+        buffer,
+    )
+    weights = buffer.getvalue()
+    try:
+        torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            "The network's or its optimizer's state holds an object other "
+            "than tensors and plain numbers, which a skae file cannot store "
+            f"({str(exc).strip().splitlines()[-1]}); nothing was written. Save "
+            "it with pickle or joblib instead, which must only be used to load "
+            "files from trusted sources."
+        ) from None
+    return weights
+
+
 def _hook_tensors(net):
     """The tensor arguments of the net's hooks, as NumPy arrays."""
     saved = {}

@@ -85,7 +85,9 @@ class _NetMixin:
             criterion=ReconstructionLoss,
             criterion__loss=loss,
             optimizer=optimizer,
-            lr=self.learning_rate_init,
+            # A Python float: the optimizer's state is saved with it, and
+            # torch.load(weights_only=True) refuses NumPy scalars.
+            lr=float(self.learning_rate_init),
             weight_decay=self.alpha,
             **solver_kwargs,
             batch_size=self._effective_batch_size(X.shape[0]),
@@ -162,12 +164,13 @@ class _NetMixin:
         dropout and corruption are read from the parameters on every call, so that
         ``set_params`` between calls takes effect as it does for ``fit``.
         """
-        if net.lr != self.learning_rate_init and net.initialized_:
+        lr = float(self.learning_rate_init)
+        if net.lr != lr and net.initialized_:
             # A new step size replaces the current one (partial_fit does not
             # reset it otherwise; fit's stopping rule starts from net.lr).
             for group in net.optimizer_.param_groups:
-                group["lr"] = self.learning_rate_init
-        net.lr = self.learning_rate_init
+                group["lr"] = lr
+        net.lr = lr
         net.weight_decay = self.alpha
         net.batch_size = self._effective_batch_size(X.shape[0])
         net.shuffle = self.shuffle

@@ -68,7 +68,6 @@ as ``random_state``) cannot be saved this way, nor network parameters
 or use pickle or joblib, which must only load files from trusted sources.
 """
 
-import io
 import json
 import warnings
 import zipfile
@@ -97,7 +96,7 @@ from ._archive import (
     _invalid,
     _read_archive,
     _read_weights,
-    _to_cpu,
+    _weights_entry,
 )
 from ._codec import _attribute_to_json, _NotStorable, _param_to_json, _to_json
 from ._restore import (
@@ -162,15 +161,7 @@ def _serialize(estimator):
             "files from trusted sources."
         ) from None
 
-    buffer = io.BytesIO()
-    torch.save(
-        {
-            "module": _to_cpu(net.module_.state_dict()),
-            "optimizer": _to_cpu(net.optimizer_.state_dict()),
-        },
-        buffer,
-    )
-    weights = buffer.getvalue()
+    weights = _weights_entry(net)
 
     document = {
         "format": FORMAT_NAME,

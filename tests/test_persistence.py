@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -339,6 +340,44 @@ def test_parameter_types_round_trip(X):
     assert restored.callbacks == []
 
 
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        Autoencoder(2, hidden_layer_sizes=(), alpha=np.float64(1e-3)),
+        SparseAutoencoder(
+            3,
+            sparsity_weight=np.float64(0.5),
+            sparsity_target=np.float32(0.1),
+            sparsity_momentum=np.float64(0.5),
+        ),
+        SparseAutoencoder(
+            4,
+            sparsity="topk",
+            n_nonzero_coefs=np.int64(2),
+            revival_weight=np.float64(0.5),
+            loss="squared_error",
+        ),
+        ContractiveAutoencoder(2, contraction_weight=np.float64(0.1)),
+        DenoisingAutoencoder(2, noise_level=np.float32(0.1), code_dropout=0.25),
+    ],
+    ids=lambda estimator: type(estimator).__name__,
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_scalar_parameters_round_trip(X, estimator, dtype):
+    """Check that NumPy scalar parameters, as searches over ``np.logspace``
+    grids or scipy distributions hand them back, save and load."""
+    estimator = clone(estimator).set_params(
+        learning_rate_init=dtype(1e-2), tol=dtype(1e-4), **SMALL
+    )
+    estimator.fit(X)
+    restored = _round_trip(estimator)
+    assert_same_estimator(restored, estimator)
+    assert_same_outputs(restored, estimator, X)
+    restored.partial_fit(X)
+    estimator.partial_fit(X)
+    assert_same_outputs(restored, estimator, X)
+
+
 def test_feature_names_and_output_config_round_trip(X):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(X, columns=[f"feature {i}" for i in range(X.shape[1])])
@@ -480,6 +519,18 @@ def test_cuda_model_saved_and_loaded_on_cpu(X, tmp_path):
 def test_save_unfitted_estimator_raises(tmp_path):
     with pytest.raises(NotFittedError):
         save(Autoencoder(), tmp_path / "model.skae")
+    assert not (tmp_path / "model.skae").exists()
+
+
+def test_save_refuses_state_that_load_would_refuse(X, tmp_path):
+    """Check that save refuses, writing nothing, a network whose state holds
+    what load's weights-only reading refuses, rather than writing a file its
+    own load then calls forged."""
+    estimator = Autoencoder(n_components=2, hidden_layer_sizes=(), **SMALL).fit(X)
+    estimator = pickle.loads(pickle.dumps(estimator))  # leave the fixture as is
+    estimator.net_.optimizer_.param_groups[0]["lr"] = np.float64(1e-3)
+    with pytest.raises(ValueError, match="cannot store.*nothing was written"):
+        save(estimator, tmp_path / "model.skae")
     assert not (tmp_path / "model.skae").exists()
 
 
