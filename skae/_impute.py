@@ -291,7 +291,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         X_filled[rows, cols] = fills
         if self.indicator_ is not None:
             X_filled = np.hstack(
-                [X_filled, self.indicator_.transform(X).astype(X_filled.dtype)]
+                # An array whatever sklearn's global transform_output (the
+                # indicator would follow it; our own output is set after).
+                [X_filled, np.asarray(self.indicator_.transform(X), X_filled.dtype)]
             )
         return X_filled
 

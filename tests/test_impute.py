@@ -190,6 +190,28 @@ def test_add_indicator_and_feature_names(low_rank):
     assert "missingindicator_x5" not in names and "missingindicator_x0" in names
 
 
+@pytest.mark.parametrize("output", ["pandas", "polars"])
+def test_add_indicator_under_a_global_output_setting(low_rank, output):
+    """Check that the indicator columns are appended under a global
+    ``transform_output``, as SimpleImputer appends them."""
+    pytest.importorskip(output)
+    import sklearn
+
+    _, X_missing = low_rank
+    imputer = AutoencoderImputer(
+        DenoisingAutoencoder(n_components=2, noise="masking", **FAST),
+        add_indicator=True,
+    ).fit(X_missing)
+    expected = imputer.transform(X_missing)
+    with sklearn.config_context(transform_output=output):
+        out = imputer.transform(X_missing)
+        again = clone(imputer).fit_transform(X_missing)
+    assert type(out).__module__.split(".")[0] == output
+    assert list(out.columns) == list(imputer.get_feature_names_out())
+    np.testing.assert_array_equal(np.asarray(out), expected)
+    np.testing.assert_array_equal(np.asarray(again), expected)
+
+
 def test_other_missing_values_and_bad_input(low_rank):
     X, X_missing = low_rank
     coded = np.where(np.isnan(X_missing), -1.0, X_missing)
