@@ -14,7 +14,7 @@ from ._engine.data import resolve_device
 from ._engine.net import AutoencoderNet, ReconstructionLoss
 from ._nn.modules import AutoencoderModule
 from ._nn.objectives import reconstruction_error
-from ._units import _moments, _units
+from ._units import _moments, _units, _warn_if_imprecise
 
 
 def _constant_loss(net):
@@ -34,7 +34,8 @@ class _NetMixin:
     def _build_net(self, X, seed, loss, observed=None, incremental=False):
         device = resolve_device(self.device)
         mean, variance = _moments(X)
-        input_scale, target_scale = _units(variance)
+        _warn_if_imprecise(mean, variance, type(self).__name__)
+        input_scale, target_scale = _units(variance, mean)
         if self._centre_only(loss):
             input_scale = np.ones_like(input_scale)
         # The decoder starts at the best constant reconstruction: the mean

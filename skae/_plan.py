@@ -219,7 +219,20 @@ class _PlanningMixin(_NetMixin):
                 ConvergenceWarning,
                 stacklevel=stacklevel,
             )
-        self._warn_if_constant(net, self.loss_curve_[plan.n_before :], stacklevel)
+        self._warn_if_constant(net, self._kept_loss(plan, net), stacklevel)
+
+    def _kept_loss(self, plan, net):
+        """The training loss of the epoch whose weights the call keeps: the
+        last, or with early stopping the best on the validation rows."""
+        rows = list(net.history)[plan.n_before :]
+        if not rows:
+            return None
+        kept = rows[-1]
+        if plan.stopping["load_best"]:
+            valid = [row for row in rows if "valid_loss" in row]
+            if valid:
+                kept = min(valid, key=lambda row: float(row["valid_loss"]))
+        return float(kept["train_loss"])
 
     def _hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -308,19 +321,20 @@ class _PlanningMixin(_NetMixin):
         perm = np.random.default_rng(seed).permutation(n_samples)
         return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
 
-    def _warn_if_constant(self, net, losses, stacklevel):
-        """Warn when training ended no better than the constant reconstruction.
+    def _warn_if_constant(self, net, loss, stacklevel):
+        """Warn when the kept model is no better than the constant reconstruction.
 
-        The decoder starts there (the mean, or its logit), so a fit that
-        ends less than 1% below that loss (or above it: the penalty and the
-        noise count in the training loss) learned nothing from X.
+        The decoder starts there (the mean, or its logit), so a model whose
+        training loss is less than 1% below that loss (or above it: the
+        penalty and the noise count in the training loss) learned nothing
+        from X, or lost what it learned (ReLU units that died late).
         """
         constant = _constant_loss(net)
-        if not losses or constant <= 0 or min(losses) < _CONSTANT_FRACTION * constant:
+        if loss is None or constant <= 0 or loss < _CONSTANT_FRACTION * constant:
             return
         warnings.warn(
-            f"{type(self).__name__} learned almost nothing: its best training "
-            f"loss ({min(losses):.4g}) is not "
+            f"{type(self).__name__} learned almost nothing: the training loss "
+            f"of the epoch it keeps ({loss:.4g}) is not "
             f"{100 * (1 - _CONSTANT_FRACTION):.0f}% below the loss of "
             f"reconstructing every sample by the training mean ({constant:.4g}), "
             "so its codes carry almost no information about X. Train longer "

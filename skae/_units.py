@@ -6,8 +6,10 @@ target scale (see the user guide, "Data of any scale").
 """
 
 import math
+import warnings
 
 import numpy as np
+from sklearn.exceptions import DataConversionWarning
 
 # The network computes in float32: larger float64 values become infinite.
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -31,7 +33,44 @@ def _moments(X, max_values=2**20):
     return mean, variance
 
 
-def _units(variance):
+def _float32_resolution(mean):
+    """The spacing of float32 numbers at each column's mean: the smallest
+    difference the float32 network can see between values there."""
+    return np.spacing(np.abs(mean).astype(np.float32)).astype(np.float64)
+
+
+def _warn_if_imprecise(mean, variance, owner):
+    """Warn where float32 cannot resolve a column's spread at its values.
+
+    The network reads X in float32 (7 significant digits): a column far
+    from zero compared with its spread (1e9 plus values of spread 2) is
+    rounded to a few distinct values, or one, and what is learned from it
+    and scored on it is that rounding. Warned where the spacing exceeds
+    1e-2 of the column's standard deviation (the rounding's variance about
+    1e-5 of the column's: scores off by a percent or more for a model that
+    fits well); float64 columns of no real spread are left alone.
+    """
+    std = np.sqrt(variance)
+    resolution = _float32_resolution(mean)
+    spread = std > 1e-12 * np.abs(mean)
+    ratio = np.where(spread, resolution / np.where(spread, std, 1.0), 0.0)
+    if not np.any(ratio > 1e-2):
+        return
+    j = int(np.argmax(ratio))
+    warnings.warn(
+        f"X's column {j} has mean {mean[j]:.6g} and standard deviation "
+        f"{std[j]:.3g}: {owner} computes in float32, whose numbers are "
+        f"{resolution[j]:.3g} apart there, so it sees that column (and "
+        f"{int(np.sum(ratio > 1e-2)) - 1} other(s)) only coarsely rounded, and "
+        "its codes and scores of it are of that rounding. Subtract the column "
+        "means from float64 data before fitting, e.g. with "
+        "StandardScaler(with_std=False) before it in a Pipeline.",
+        DataConversionWarning,
+        stacklevel=4,
+    )
+
+
+def _units(variance, mean):
     """The encoder's per-feature input scale and the decoder's one scale.
 
     Each feature is divided by its standard deviation, or by the median
@@ -42,10 +81,14 @@ def _units(variance):
     root-mean-square deviation, so that the reconstruction error keeps X's
     relative weights (as PCA's) in units where the data has unit average
     variance. A
-    feature with no spread in float32 terms (constant) is scaled by that
-    one factor too; the factor is 1.0 when every feature is constant or
-    the spread is beyond float32's range.
+    feature with no spread in float32 terms (constant: below the spacing of
+    float32 numbers at its mean, as the float64 rounding of identical rows
+    is, or below 1e-6 of that factor's unit) is scaled by that one factor
+    too; the factor is 1.0 when every feature is constant or the spread is
+    beyond float32's range.
     """
+    flat = np.sqrt(variance) <= _float32_resolution(mean)
+    variance = np.where(flat, 0.0, variance)
     mean_square = float(variance.mean()) if variance.size else 0.0
     target_scale = 1.0 / math.sqrt(mean_square) if mean_square > 0 else 1.0
     if not target_scale <= _FLOAT32_MAX or not 1 / target_scale <= _FLOAT32_MAX:
@@ -55,7 +98,7 @@ def _units(variance):
     std = np.sqrt(variance)
     if std.size:
         std = np.maximum(std, np.median(std))
-    constant = std <= 1e-6 / target_scale
+    constant = flat | (std <= 1e-6 / target_scale)
     with np.errstate(divide="ignore"):
         input_scale = np.where(constant, target_scale, 1.0 / np.where(constant, 1, std))
     input_scale = np.minimum(input_scale, _FLOAT32_MAX)

@@ -4,9 +4,15 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_digits,
+    load_iris,
+    load_wine,
+)
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -57,6 +63,51 @@ def test_data_far_from_unit_scale_is_learned_in_its_units():
     assert _r2(ae, B) > 0.98 * pca_r2
     assert -ae.score(B) == pytest.approx(
         np.mean((ae.inverse_transform(ae.transform(B)) - B) ** 2), rel=1e-4
+    )
+
+
+def _low_rank_rows(offset, spread=1.0):
+    rng = np.random.RandomState(0)
+    B = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 6))
+    return spread * (B + 0.05 * rng.normal(size=(200, 6))) + offset
+
+
+def test_data_float32_cannot_resolve_warns_and_says_what_to_do():
+    """Check that float64 data whose spread float32 rounds away (1e9 plus
+    values of spread 2, where float32 numbers are 64 apart) warn that the
+    network sees them rounded, and say to centre them first."""
+    with pytest.warns(
+        DataConversionWarning,
+        match=r"column \d+ has mean 1e\+09.*"
+        r"64 apart.*StandardScaler\(with_std=False\)",
+    ):
+        Autoencoder(n_components=3, max_iter=5, random_state=0).fit(_low_rank_rows(1e9))
+    # Far from zero but resolved, or of no spread at all: no warning.
+    # Timestamps in seconds (1.7e9) spread over a day are rounded to 128 s.
+    resolved = [
+        _low_rank_rows(1e3),
+        _low_rank_rows(1.7e9, spread=86400.0),
+        np.full((50, 3), 1e9) + np.arange(3),
+    ]
+    for X in resolved:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataConversionWarning)
+            ContractiveAutoencoder(n_components=2, max_iter=2).fit(X)
+
+
+def test_identical_rows_are_constant_columns():
+    """Check that rows that are all the same, whose float64 mean is off
+    by rounding, are constant columns: the rounding is not taken for their
+    spread and blown up (the contractive penalty reached 1e28)."""
+    rows = np.tile(np.random.RandomState(0).normal(size=(1, 4)), (30, 1))
+    assert rows.var(axis=0).max() > 0  # the mean's rounding
+    model = ContractiveAutoencoder(n_components=2, hidden_layer_sizes=(), max_iter=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # nothing to learn
+        model.fit(rows)
+    assert model.best_loss_ < 1.0
+    np.testing.assert_allclose(
+        model.transform(rows[:1] + 1e-6), model.transform(rows[:1]), atol=1e-4
     )
 
 
@@ -178,6 +229,26 @@ def test_model_at_the_mean_reconstruction_warns():
         warnings.simplefilter("error", ConvergenceWarning)
         with pytest.raises(ConvergenceWarning, match="Maximum iterations"):
             Autoencoder(n_components=4, max_iter=30, random_state=0).fit(X)
+
+
+def test_model_that_lost_what_it_learned_warns():
+    """Check that a fit whose kept (last) epoch is back at the mean
+    reconstruction warns, though an earlier epoch was better (ReLU units
+    that died under a large step size)."""
+    X = load_diabetes(scaled=False).data
+    model = ContractiveAutoencoder(
+        n_components=3,
+        hidden_layer_sizes=(8,),
+        activation="relu",
+        learning_rate_init=0.5,
+        random_state=0,
+    )
+    with pytest.warns(ConvergenceWarning, match="the epoch it keeps"):
+        model.fit(X)
+    constant = float(model.net_.module_.constant_loss)
+    assert model.best_loss_ < 0.9 * constant <= model.loss_curve_[-1]
+    residual = model.inverse_transform(model.transform(X)) - X
+    assert (residual**2).sum() > 0.99 * ((X - X.mean(axis=0)) ** 2).sum()
 
 
 @pytest.mark.parametrize(
