@@ -75,10 +75,9 @@ class Autoencoder(_BaseAutoencoder):
 
     batch_size : int or "auto", default="auto"
         Size of the minibatches; clipped to the number of samples. "auto" is
-        ``min(128, max(16, ceil(n_samples / 20)))``: data sets of up to
-        a few thousand rows are split into 20 batches (fewer below 320 rows,
-        whose batches hold 16), so that an epoch is enough optimizer steps
-        for the stopping rule to measure progress by.
+        ``min(128, max(16, ceil(n_samples / 20)))``: small data sets are
+        split into 20 batches (fewer below 320 rows), so that an epoch is
+        enough optimizer steps for the stopping rule to measure progress by.
 
     max_iter : int or "auto", default="auto"
         Maximum number of epochs. "auto" is a step budget: the larger of 200

@@ -449,13 +449,18 @@ def test_moments_and_units():
     sub_mean, sub_variance = _moments(X, max_values=7 * 700)
     np.testing.assert_array_equal(sub_mean, mean)
     np.testing.assert_allclose(sub_variance, variance, rtol=0.1)
-    input_scale, target_scale = _units(variance)
+    input_scale, target_scale = _units(variance, mean)
     std = np.sqrt(variance)
     # Features at or above the median spread are standardized; none is
     # amplified beyond the median feature.
     np.testing.assert_allclose(input_scale, 1 / np.maximum(std, np.median(std)))
     assert target_scale == pytest.approx(1 / np.sqrt(variance.mean()), rel=1e-12)
     # Constant data: unit scales.
-    input_scale, target_scale = _units(np.zeros(3))
+    input_scale, target_scale = _units(np.zeros(3), np.full(3, 5.0))
+    assert target_scale == 1.0
+    np.testing.assert_array_equal(input_scale, 1.0)
+    # Spread below float32's spacing at the mean (the float64 rounding of
+    # identical rows' mean) is none either.
+    input_scale, target_scale = _units(np.full(3, 1e-31), np.full(3, 0.5))
     assert target_scale == 1.0
     np.testing.assert_array_equal(input_scale, 1.0)
