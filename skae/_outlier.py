@@ -36,7 +36,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     ----------
     estimator : skae autoencoder or None, default=None
         The autoencoder to fit (any of skae's four, unfitted; cloned). None
-        is ``Autoencoder()``.
+        is ``Autoencoder(random_state=random_state)``.
 
     contamination : float, default=0.1
         The fraction of the training rows taken as outliers, in (0, 0.5]:
@@ -50,6 +50,11 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         near ``contamination`` resists scattered outliers in the training
         data; it does not help against a whole class of them. Needs a skae
         autoencoder as ``estimator``.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the default estimator (a given estimator keeps its own), as
+        ``IsolationForest``'s seeds its trees: pass an int for the same
+        detector from every fit.
 
     Attributes
     ----------
@@ -110,12 +115,16 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         "estimator": [HasMethods(["fit", "score_samples"]), None],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
         "trim_fraction": [Interval(Real, 0, 1, closed="left")],
+        "random_state": ["random_state"],
     }
 
-    def __init__(self, estimator=None, *, contamination=0.1, trim_fraction=0.0):
+    def __init__(
+        self, estimator=None, *, contamination=0.1, trim_fraction=0.0, random_state=None
+    ):
         self.estimator = estimator
         self.contamination = contamination
         self.trim_fraction = trim_fraction
+        self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):
@@ -134,7 +143,10 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self : object
             The fitted detector.
         """
-        estimator = clone(Autoencoder() if self.estimator is None else self.estimator)
+        estimator = self.estimator
+        if estimator is None:
+            estimator = Autoencoder(random_state=self.random_state)
+        estimator = clone(estimator)
         X = validate_data(self, X, dtype=self._dtypes(X, estimator))
         if self.trim_fraction and not isinstance(estimator, _BaseAutoencoder):
             raise ValueError(

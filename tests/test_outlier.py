@@ -78,6 +78,20 @@ def test_default_estimator_and_pickling(data):
     np.testing.assert_array_equal(again.predict(inliers), detector.predict(inliers))
 
 
+def test_random_state_seeds_the_default_estimator(data):
+    """Check that ``random_state`` seeds the default autoencoder, as
+    IsolationForest's seeds its trees, and leaves a given one's seed alone."""
+    rows = data[0][:40]
+    fits = [
+        AutoencoderOutlierDetector(random_state=seed).fit(rows) for seed in (0, 0, 1)
+    ]
+    assert fits[0].estimator_.random_state == 0
+    np.testing.assert_array_equal(fits[0].decision_scores_, fits[1].decision_scores_)
+    assert not np.array_equal(fits[0].decision_scores_, fits[2].decision_scores_)
+    given = AutoencoderOutlierDetector(Autoencoder(**FAST), random_state=1).fit(rows)
+    assert given.estimator_.random_state == FAST["random_state"]
+
+
 def test_trimmed_loss_leaves_the_worst_rows_out(data):
     """Check that with trim_fraction the far rows do not pull the model: the
     inliers are reconstructed better than by a model trained on every row."""
