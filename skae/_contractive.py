@@ -18,8 +18,8 @@ from ._nn.penalty import make_penalty
 def _closed_form_penalty(module, x, codes, generator, *, weight):
     # One encoder layer: its weights, as seen by the raw input, are the
     # Jacobian's rows up to the activation's derivative.
-    return weight * contractive_closed_form(
-        codes, module.input_weight, module.activation
+    return contractive_closed_form(
+        codes, module.input_weight, module.activation, factor=weight
     )
 
 

@@ -357,6 +357,23 @@ def test_contractive_closed_form_with_model_axis_equals_separate_calls():
     for m in range(3):
         separate = contractive_closed_form(codes[m], W[m], "tanh")
         np.testing.assert_allclose(float(value[m]), float(separate), rtol=1e-13)
+    # One weight per model, applied as the penalty's factor.
+    factor = _t(np.array([0.0, 0.5, 2.0]))
+    weighted = contractive_closed_form(codes, W, "tanh", factor=factor)
+    np.testing.assert_allclose(weighted.numpy(), (factor * value).numpy(), rtol=1e-13)
+
+
+def test_contractive_closed_form_weights_weights_at_tiny_scales():
+    """Check that the weight is applied before the raw-input weights of data
+    at 1e-20 (near 1e20) are squared: float32 squares would overflow."""
+    rng = np.random.default_rng(12)
+    W = torch.as_tensor(rng.normal(size=(4, 6)) * 1e20, dtype=torch.float32)
+    codes = torch.tanh(torch.as_tensor(rng.normal(size=(12, 4)), dtype=torch.float32))
+    assert not torch.isfinite(contractive_closed_form(codes, W, "tanh"))
+    for factor in (0.0, 1e-40):
+        value = float(contractive_closed_form(codes, W, "tanh", factor=factor))
+        expected = factor * float(contractive_closed_form(codes, W.double(), "tanh"))
+        np.testing.assert_allclose(value, expected, rtol=1e-5, atol=0)
 
 
 def test_contractive_exact_matches_finite_differences_for_deep_encoder():

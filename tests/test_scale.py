@@ -111,6 +111,30 @@ def test_identical_rows_are_constant_columns():
     )
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.01])
+def test_contractive_fits_data_at_tiny_scales(weight):
+    """Check that data at 1e-20 (raw-input weights near 1e20, whose squares
+    overflow float32) trains as the same data at unit scale, with the
+    weight scaled as the raw-input Jacobian's square: the fit diverged at
+    its first epoch for any weight, 0 included."""
+    X = _low_rank_rows(0.0)
+    fits = []
+    for scale in (1.0, 1e-20):
+        model = ContractiveAutoencoder(
+            n_components=3,
+            contraction_weight=weight * scale**2,
+            max_iter=20,
+            random_state=0,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits.append(model.fit(X * scale))
+    assert np.isfinite(fits[1].best_loss_)
+    np.testing.assert_allclose(
+        fits[1].transform(X * 1e-20), fits[0].transform(X), atol=2e-3
+    )
+
+
 def test_raw_wine_codes_feed_a_classifier():
     """Check that codes of unscaled wine (features from 0.1 to 1000) classify
     about as well as PCA's (0.70 when the encoder saw raw units)."""

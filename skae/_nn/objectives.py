@@ -205,11 +205,14 @@ def l1_sparsity(codes, decoder_weight):
     return (codes.abs().mean(dim=-2) * column_norms).sum(dim=-1)
 
 
-def contractive_closed_form(codes, weight, activation):
+def contractive_closed_form(codes, weight, activation, factor=1.0):
     """Squared Frobenius norm of the Jacobian of one encoder layer.
 
     For ``h = f(W x + b)`` with an elementwise ``f``,
-    ``||dh/dx||_F^2 = sum_j f'(a_j)^2 ||W_j||^2``; averaged over the batch.
+    ``||dh/dx||_F^2 = sum_j f'(a_j)^2 ||W_j||^2``; averaged over the batch,
+    times ``factor``. The factor's root multiplies W before it is squared:
+    the raw-input weights of data at 1e-20 are near 1e20, whose squares
+    overflow float32 (and a factor of 0 would make them NaN).
 
     Parameters
     ----------
@@ -218,12 +221,15 @@ def contractive_closed_form(codes, weight, activation):
     weight : Tensor of shape (..., n_components, n_features)
         ``W``.
     activation : {"identity", "logistic", "tanh", "relu"}
+    factor : float or Tensor of shape (...), default=1.0
+        The penalty's weight (one per stacked layer).
 
     Returns
     -------
     penalty : Tensor of shape (...)
     """
-    row_norms = weight.square().sum(dim=-1).unsqueeze(-2)
+    root = torch.as_tensor(factor).to(weight).sqrt()[..., None, None]
+    row_norms = (weight * root).square().sum(dim=-1).unsqueeze(-2)
     fprime = ACTIVATIONS[activation].derivative(codes)
     return (fprime.square() * row_norms).sum(dim=-1).mean(dim=-1)
 
