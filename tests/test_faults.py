@@ -176,6 +176,53 @@ def test_keyboard_interrupt_when_continuing_keeps_the_previous_epochs():
     assert est.n_iter_ == 4
 
 
+class _FailAtBatch(Callback):
+    def __init__(self, batch, error):
+        self.batch, self.error = batch, error
+
+    def initialize(self):
+        self.seen_ = 0
+        return self
+
+    def on_batch_end(self, net, **kwargs):
+        self.seen_ += 1
+        if self.seen_ == self.batch:
+            raise self.error("mid-epoch")
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(sparsity="l1", sparsity_weight=1.0, sparsity_warmup=500),
+        dict(sparsity="kl", sparsity_momentum=0.9),
+    ],
+    ids=["warm-up", "moving average"],
+)
+def test_failed_call_rewinds_the_training_statistics(params, error):
+    """Check that a call failing or interrupted mid-epoch also rewinds the
+    module's training statistics (the steps the warm-up counts, KL's moving
+    average): the next call trains as if the failed one never ran."""
+    X = _data()
+    failed, twin = (
+        SparseAutoencoder(n_components=4, batch_size=16, random_state=0, **params)
+        for _ in range(2)
+    )
+    for est in (failed, twin):
+        est.partial_fit(X)
+    failed.set_params(callbacks=[_FailAtBatch(5, error)])
+    if error is KeyboardInterrupt:  # the last completed epoch is kept
+        with pytest.warns(UserWarning, match="interrupted by the user"):
+            failed.partial_fit(X)
+    else:
+        with pytest.raises(error):
+            failed.partial_fit(X)
+    assert failed.net_.module_.steps_trained == twin.net_.module_.steps_trained
+    failed.set_params(callbacks=None).partial_fit(X)
+    twin.partial_fit(X)
+    np.testing.assert_array_equal(failed.transform(X), twin.transform(X))
+
+
 def test_a_callback_stopping_at_the_end_of_an_epoch_is_not_an_interruption():
     class StopAfter(Callback):
         def on_epoch_end(self, net, **kwargs):

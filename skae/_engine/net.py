@@ -29,6 +29,8 @@ from .data import _NOISE_STREAM, _SHUFFLE_STREAM, SliceIterator, _stream_generat
 __all__ = ["AutoencoderNet", "ReconstructionLoss"]
 
 _BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+# Module state outside its state dict (warm-up steps, KL's average), initial.
+_STATS = (("steps_trained", 0), ("rho_hat_average", None))
 
 
 class ReconstructionLoss(nn.Module):
@@ -76,11 +78,9 @@ class AutoencoderNet(NeuralNet):
         step), so that a few outliers in the training data are not learned
         (a trimmed loss; ``data.rows_to_trim`` rows). 0 trains on every row.
     weight_decay : float, default=0.0
-        Strength of the L2 penalty on the weights (not on the biases):
-        ``weight_decay * W`` is added to each weight's gradient before the
-        optimizer step, as torch's optimizers add their own ``weight_decay``
-        (this way the optimizer needs one parameter group, and its step
-        costs less). Leave the optimizer's ``weight_decay`` at 0.
+        L2 penalty on the weights (not the biases): ``weight_decay * W`` is
+        added to each weight's gradient before the optimizer step (one
+        parameter group, a cheaper step). Leave the optimizer's at 0.
 
     Attributes beyond NeuralNet's
     -----------------------------
@@ -123,8 +123,7 @@ class AutoencoderNet(NeuralNet):
 
     @property
     def _default_callbacks(self):
-        # skorch's defaults minus the epoch timer and the printed table; the
-        # epoch losses are recorded by run_single_epoch.
+        # skorch's minus the timer and table (run_single_epoch records losses).
         return [("check_finite", _CheckFinite())]
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
@@ -171,18 +170,19 @@ class AutoencoderNet(NeuralNet):
     # --------------------------------------------- completed-epoch checkpoints
 
     def checkpoint(self):
-        """Copies of the module's and the optimizer's state, and the epoch."""
+        """Copies of the module's state and _STATS, the optimizer's, the epoch."""
+        m = self.module_
         return {
-            "module": {
-                k: v.detach().clone() for k, v in self.module_.state_dict().items()
-            },
+            "module": {k: v.detach().clone() for k, v in m.state_dict().items()},
+            "statistics": copy.deepcopy({k: getattr(m, k, v) for k, v in _STATS}),
             "optimizer": copy.deepcopy(self.optimizer_.state_dict()),
             "epochs": len(self.history),
         }
 
     def restore(self, checkpoint):
-        """Return to a checkpoint: weights, optimizer state and history."""
+        """Return to a checkpoint: weights, statistics, optimizer and history."""
         self.module_.load_state_dict(checkpoint["module"])
+        vars(self.module_).update(checkpoint["statistics"])
         self.optimizer_.load_state_dict(checkpoint["optimizer"])
         del self.history[checkpoint["epochs"] :]
 
@@ -202,9 +202,9 @@ class AutoencoderNet(NeuralNet):
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop; an interruption mid-epoch rewinds to the last epoch.
 
-        skorch ends training quietly on KeyboardInterrupt. When it comes from
-        the user (Ctrl-C) rather than from a callback at the end of an epoch,
-        the unfinished epoch is undone and ``interrupted_`` is set.
+        skorch ends training quietly on KeyboardInterrupt. From the user
+        (Ctrl-C), not a callback at an epoch's end, the unfinished epoch is
+        undone and ``interrupted_`` is set.
         """
         self.interrupted_ = False
         self.stopped_by_callback_ = False
