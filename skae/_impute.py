@@ -16,6 +16,7 @@ from sklearn.utils.validation import (
 
 from ._base import _BaseAutoencoder
 from ._denoising import DenoisingAutoencoder
+from ._validation import _unchanged_on_failure
 
 __all__ = ["AutoencoderImputer"]
 
@@ -183,6 +184,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         self : object
             The fitted imputer.
         """
+        with _unchanged_on_failure(self):
+            return self._fit(X)
+
+    def _fit(self, X):
         X, missing = self._validate(X, reset=True)
         empty = np.flatnonzero(missing.all(axis=0))
         if empty.size:

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import Autoencoder
 from ._base import _BaseAutoencoder
-from ._validation import _float_dtypes
+from ._validation import _float_dtypes, _unchanged_on_failure
 
 __all__ = ["AutoencoderOutlierDetector"]
 
@@ -143,6 +143,10 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self : object
             The fitted detector.
         """
+        with _unchanged_on_failure(self):
+            return self._fit(X)
+
+    def _fit(self, X):
         estimator = self.estimator
         if estimator is None:
             estimator = Autoencoder(random_state=self.random_state)

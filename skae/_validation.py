@@ -27,6 +27,19 @@ def _numeric_input(estimator):
         ) from exc
 
 
+@contextmanager
+def _unchanged_on_failure(estimator):
+    """Leave the estimator's attributes as they were when the block raises
+    (a wrapper whose autoencoder's fit failed keeps its previous fit whole)."""
+    before = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(before)
+        raise
+
+
 def _from_tensor(X):
     """A torch tensor as a NumPy array (detached, on the CPU); else X as is."""
     if not isinstance(X, torch.Tensor):

@@ -15,6 +15,8 @@ from skorch.callbacks import Callback
 
 from skae import (
     Autoencoder,
+    AutoencoderImputer,
+    AutoencoderOutlierDetector,
     ContractiveAutoencoder,
     DenoisingAutoencoder,
     SparseAutoencoder,
@@ -221,6 +223,30 @@ def test_failed_call_rewinds_the_training_statistics(params, error):
     failed.set_params(callbacks=None).partial_fit(X)
     twin.partial_fit(X)
     np.testing.assert_array_equal(failed.transform(X), twin.transform(X))
+
+
+@pytest.mark.parametrize("wrapper", ["imputer", "detector"])
+def test_failed_refit_of_a_wrapper_keeps_its_previous_fit(wrapper):
+    """Check that an imputer or detector whose autoencoder fails during a
+    refit keeps its previous fit whole: its statistics and feature count
+    were those of the new data, beside the old autoencoder (the imputer's
+    fills were off by 1e4)."""
+    old, new = _data(), 1000 * _data(seed=1)[:, :5] + 50
+    if wrapper == "imputer":
+        old[::7, 2] = new[::5, 1] = np.nan
+        est = AutoencoderImputer(_small(Autoencoder, max_iter=2)).fit(old)
+        output = est.transform
+    else:
+        est = AutoencoderOutlierDetector(_small(Autoencoder, max_iter=2)).fit(old)
+        output = est.decision_function
+    before, expected = dict(vars(est)), output(old)
+    est.estimator.set_params(callbacks=[_FailAtBatch(3, RuntimeError)])
+    with pytest.raises(RuntimeError, match="mid-epoch"):
+        est.fit(new)
+    assert vars(est).keys() == before.keys()
+    for name, value in before.items():
+        assert getattr(est, name) is value, name
+    np.testing.assert_array_equal(output(old), expected)
 
 
 def test_a_callback_stopping_at_the_end_of_an_epoch_is_not_an_interruption():
