@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import validate_data
 
+from ._build import _put_back_settings, _settings_of
 from ._engine.callbacks import PlateauStopping, ProgressBar
 from ._engine.inference import OutOfMemoryError as _OutOfMemoryError
 from ._engine.train import train
@@ -36,6 +37,9 @@ from ._validation import (
     _from_tensor,
     _numeric_input,
 )
+
+# The key of a continued net's training settings in a call's saved state.
+_NET_BEFORE = "_net_settings_before_call"
 
 
 class _BaseAutoencoder(
@@ -250,6 +254,8 @@ class _BaseAutoencoder(
     def _fit(self, X, incremental):
         # A failed call leaves the estimator as it was (see _restore).
         before = dict(self.__dict__)
+        if hasattr(self, "net_"):
+            before[_NET_BEFORE] = _settings_of(self.net_)
         try:
             validated = False
             continuing = hasattr(self, "net_") and (incremental or self.warm_start)
@@ -345,10 +351,13 @@ class _BaseAutoencoder(
         return net, Outcome(stopped=stopped, interrupted=net.interrupted_)
 
     def _restore(self, before):
-        """Undo a failed call: the attributes as they were (``train`` puts a
-        continued net back at its state before the call)."""
+        """Undo a failed call: the attributes as they were, and a continued
+        net's training settings (``train`` puts its weights back)."""
         self.__dict__.clear()
         self.__dict__.update(before)
+        settings = self.__dict__.pop(_NET_BEFORE, None)
+        if settings is not None:
+            _put_back_settings(self.net_, settings)
 
     def _state_after_failure(self):
         if hasattr(self, "net_"):

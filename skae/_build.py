@@ -24,6 +24,42 @@ def _constant_loss(net):
     return float(net.module__constant_loss)
 
 
+# What _update_training_settings sets on a continued net, besides the step
+# size of its optimizer's groups and its module's code dropout.
+_NET_SETTINGS = (
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "shuffle",
+    "unit_norm_decoder",
+    "trim_fraction",
+    "penalty",
+    "corrupt",
+)
+
+
+def _settings_of(net):
+    """A net's training settings, to put back when a call fails."""
+    settings = {name: getattr(net, name) for name in _NET_SETTINGS}
+    if net.initialized_:
+        settings["group_lrs"] = [g["lr"] for g in net.optimizer_.param_groups]
+        settings["code_dropout"] = net.module_.code_dropout
+    return settings
+
+
+def _put_back_settings(net, settings):
+    """Undo ``_update_training_settings`` on a net (see ``_settings_of``)."""
+    for name in _NET_SETTINGS:
+        setattr(net, name, settings[name])
+    if "group_lrs" in settings:
+        for group, lr in zip(net.optimizer_.param_groups, settings["group_lrs"]):
+            group["lr"] = lr
+        if net.module_.code_dropout != settings["code_dropout"]:
+            net.module__code_dropout = settings["code_dropout"]
+            net.module_.code_dropout = settings["code_dropout"]
+            net.plan_backprop()
+
+
 class _NetMixin:
     """The net of ``_BaseAutoencoder`` (see the module docstring)."""
 

@@ -7,7 +7,7 @@ import torch
 from sklearn.utils._param_validation import (
     InvalidParameterError,
 )
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, Checkpoint, LoadInitState, TrainEndCheckpoint
 
 from ._units import _FLOAT32_MAX
 
@@ -90,6 +90,10 @@ def _check_callbacks(estimator):
             isinstance(cb, type) and issubclass(cb, Callback)
         )
 
+    def is_checkpoint(cb):
+        kinds = (Checkpoint, TrainEndCheckpoint, LoadInitState)
+        return isinstance(cb, kinds) or (isinstance(cb, type) and issubclass(cb, kinds))
+
     for item in estimator.callbacks or []:
         if isinstance(item, (tuple, list)):
             valid = len(item) == 2 and isinstance(item[0], str)
@@ -102,4 +106,14 @@ def _check_callbacks(estimator):
                 "be a list of skorch callbacks (instances or subclasses of "
                 "skorch.callbacks.Callback) or of (name, callback) pairs, or "
                 f"None. Got an item {item!r} instead."
+            )
+        callback = item[1] if isinstance(item, (tuple, list)) else item
+        if callback is not None and is_checkpoint(callback):
+            raise ValueError(
+                f"{type(estimator).__name__} cannot run skorch's "
+                f"{getattr(callback, '__name__', type(callback).__name__)}: "
+                "skorch's checkpoints read per-batch records and '*_best' "
+                "flags that skae's training loop does not keep. Save a fitted "
+                "estimator with skae.io.save, pickle or joblib, and set "
+                "early_stopping=True to keep the weights of the best epoch."
             )

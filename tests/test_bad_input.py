@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import (
     make_constraint,
 )
 from sklearn.utils._testing import create_memmap_backed_data
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, Checkpoint, LoadInitState, TrainEndCheckpoint
 
 from skae import (
     Autoencoder,
@@ -554,6 +554,26 @@ def test_callbacks_entries(callbacks):
         r"callbacks .* Got an item .* instead",
     ):
         estimator.fit(_data())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: Checkpoint(dirname=d),
+        lambda d: ("saved", Checkpoint(monitor=None, dirname=d)),
+        lambda d: TrainEndCheckpoint(dirname=d),
+        lambda d: LoadInitState(Checkpoint(dirname=d)),
+        lambda d: Checkpoint,
+    ],
+)
+def test_skorch_checkpoints_are_refused_with_what_to_use(make, tmp_path):
+    """Check that skorch's checkpoints, which read per-batch records and
+    '*_best' flags that skae's loop does not keep (they crashed mid-fit),
+    are refused before training, saying what to use instead."""
+    estimator = _make(Autoencoder, callbacks=[make(str(tmp_path))])
+    with pytest.raises(ValueError, match="checkpoints.*skae.io.save.*early_stopping"):
+        estimator.fit(_data())
+    assert not hasattr(estimator, "net_") and not list(tmp_path.iterdir())
 
 
 def test_callbacks_accepted_forms():

@@ -249,6 +249,42 @@ def test_failed_refit_of_a_wrapper_keeps_its_previous_fit(wrapper):
     np.testing.assert_array_equal(output(old), expected)
 
 
+@pytest.mark.parametrize("failure", ["invalid noise level", "callback error"])
+def test_failed_call_leaves_the_net_training_settings(failure):
+    """Check that a failed call leaves a continued net's training settings
+    (step size, batch size, weight decay, noise) as they were: the new
+    settings reached the shared net before the call failed, and the next
+    call trained at the failed call's step size."""
+    X = _data()
+    make = lambda: _small(  # noqa: E731
+        DenoisingAutoencoder, noise="masking", max_iter=3, warm_start=True
+    )
+    failed, twin = make().fit(X), make().fit(X)
+    settings = {"learning_rate_init": 0.5, "batch_size": 8, "alpha": 0.1}
+    if failure == "invalid noise level":
+        failed.set_params(noise_level=2.0, **settings)
+        with pytest.raises(ValueError, match="noise_level"):
+            failed.partial_fit(X)
+        failed.set_params(noise_level=twin.noise_level)
+    else:
+        failed.set_params(callbacks=[_FailAtBatch(3, RuntimeError)], **settings)
+        with pytest.raises(RuntimeError, match="mid-epoch"):
+            failed.fit(X)
+        failed.set_params(callbacks=None)
+    net, expected = failed.net_, twin.net_
+    for name in ("lr", "batch_size", "weight_decay"):
+        assert getattr(net, name) == getattr(expected, name), name
+    assert (
+        net.optimizer_.param_groups[0]["lr"]
+        == (expected.optimizer_.param_groups[0]["lr"])
+    )
+    # Carried on with the twin's parameters, it trains as the twin does.
+    failed.set_params(**{k: twin.get_params()[k] for k in settings})
+    failed.partial_fit(X)
+    twin.partial_fit(X)
+    np.testing.assert_array_equal(failed.transform(X), twin.transform(X))
+
+
 def test_a_callback_stopping_at_the_end_of_an_epoch_is_not_an_interruption():
     class StopAfter(Callback):
         def on_epoch_end(self, net, **kwargs):
