@@ -54,10 +54,16 @@ def _put_back_settings(net, settings):
     if "group_lrs" in settings:
         for group, lr in zip(net.optimizer_.param_groups, settings["group_lrs"]):
             group["lr"] = lr
-        if net.module_.code_dropout != settings["code_dropout"]:
-            net.module__code_dropout = settings["code_dropout"]
-            net.module_.code_dropout = settings["code_dropout"]
-            net.plan_backprop()
+        _set_code_dropout(net, settings["code_dropout"])
+
+
+def _set_code_dropout(net, fraction):
+    """Change an initialized net's code dropout: a training setting of the
+    module (no weight depends on it); the written-out pass serves only nets
+    without it, so the backward plan is made again."""
+    if net.module_.code_dropout != fraction:
+        net.module__code_dropout = net.module_.code_dropout = fraction
+        net.plan_backprop()
 
 
 class _NetMixin:
@@ -213,11 +219,8 @@ class _NetMixin:
         net.shuffle = self.shuffle
         net.unit_norm_decoder = self._unit_norm_decoder()
         net.trim_fraction = getattr(self, "_trim_fraction", 0.0)
-        if net.initialized_ and net.module_.code_dropout != self.code_dropout:
-            # A training setting of the module (no weight depends on it);
-            # the written-out pass serves only nets without it.
-            net.module__code_dropout = net.module_.code_dropout = self.code_dropout
-            net.plan_backprop()
+        if net.initialized_:
+            _set_code_dropout(net, self.code_dropout)
         net.penalty = self._penalty(None if incremental else X.shape[0], self.loss_)
         corrupt = self._corruption(X)
         old = net.corrupt

@@ -85,21 +85,16 @@ def _check_float32_range(X, estimator):
 def _check_callbacks(estimator):
     """Check that ``callbacks`` holds what skorch takes as callbacks."""
 
-    def is_callback(cb):
-        return isinstance(cb, Callback) or (
-            isinstance(cb, type) and issubclass(cb, Callback)
-        )
-
-    def is_checkpoint(cb):
-        kinds = (Checkpoint, TrainEndCheckpoint, LoadInitState)
+    def is_a(cb, kinds):
+        """An instance or a subclass (skorch takes both) of ``kinds``."""
         return isinstance(cb, kinds) or (isinstance(cb, type) and issubclass(cb, kinds))
 
     for item in estimator.callbacks or []:
         if isinstance(item, (tuple, list)):
             valid = len(item) == 2 and isinstance(item[0], str)
-            valid = valid and (item[1] is None or is_callback(item[1]))
+            valid = valid and (item[1] is None or is_a(item[1], Callback))
         else:
-            valid = is_callback(item)
+            valid = is_a(item, Callback)
         if not valid:
             raise InvalidParameterError(
                 f"The 'callbacks' parameter of {type(estimator).__name__} must "
@@ -108,7 +103,7 @@ def _check_callbacks(estimator):
                 f"None. Got an item {item!r} instead."
             )
         callback = item[1] if isinstance(item, (tuple, list)) else item
-        if callback is not None and is_checkpoint(callback):
+        if is_a(callback, (Checkpoint, TrainEndCheckpoint, LoadInitState)):
             raise ValueError(
                 f"{type(estimator).__name__} cannot run skorch's "
                 f"{getattr(callback, '__name__', type(callback).__name__)}: "

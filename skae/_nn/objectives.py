@@ -228,8 +228,11 @@ def contractive_closed_form(codes, weight, activation, factor=1.0):
     -------
     penalty : Tensor of shape (...)
     """
-    root = torch.as_tensor(factor).to(weight).sqrt()[..., None, None]
-    row_norms = (weight * root).square().sum(dim=-1).unsqueeze(-2)
+    if isinstance(factor, torch.Tensor):
+        weight = weight * factor.to(weight).sqrt()[..., None, None]
+    elif factor != 1:
+        weight = weight * math.sqrt(factor)
+    row_norms = weight.square().sum(dim=-1).unsqueeze(-2)
     fprime = ACTIVATIONS[activation].derivative(codes)
     return (fprime.square() * row_norms).sum(dim=-1).mean(dim=-1)
 
