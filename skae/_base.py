@@ -30,6 +30,7 @@ from ._inference import _InferenceMixin
 from ._plan import Outcome, _PlanningMixin
 from ._pretrained import active as pretrained_active
 from ._pretrained import take
+from ._units import _float64_shift
 from ._validation import (
     _check_callbacks,
     _check_float32_range,
@@ -224,13 +225,15 @@ class _BaseAutoencoder(
         # on a wrong item only once training starts.
         _check_callbacks(self)
 
-    def _validate_X(self, X, *, reset, finite_in_blocks=False):
+    def _validate_X(self, X, *, reset, finite_in_blocks=False, centre=True):
         """validate_data, plus what computing in float32 needs.
 
         With ``finite_in_blocks``, a float32 X is not searched for NaN and
         infinity here: the caller checks each block as the network reads
         it (``transform``), saving a pass over X. Other dtypes are checked
-        here, before their float32 range.
+        here, before their float32 range. X is returned centred by the
+        fit's float64 shift (see ``_centred``), which ``reset`` sets,
+        unless ``centre=False``.
         """
         X = _from_tensor(X)
         with _numeric_input(self):
@@ -243,7 +246,28 @@ class _BaseAutoencoder(
             )
         if finite_in_blocks and X.dtype != np.float32:
             self._assert_finite(X)
-        return _check_float32_range(X, self)
+        _check_float32_range(X, self)
+        if not centre:
+            return X
+        if reset:
+            self._input_shift = _float64_shift(X)
+            if (
+                self._input_shift is not None
+                and self._resolve_loss(X, continuing=False) == "binary_cross_entropy"
+            ):
+                # Cross-entropy reads values in [0, 1]: not shifted (warned).
+                self._input_shift = None
+        return self._centred(X)
+
+    def _centred(self, X):
+        """X less the fit's float64 shift (``_units._float64_shift``), in
+        X's dtype: float64 X far from zero compared with its spread reaches
+        the float32 network centred, and every method computes in those
+        centred units (inverse_transform adds the shift back)."""
+        shift = getattr(self, "_input_shift", None)
+        if shift is None:
+            return X
+        return np.subtract(X, shift, dtype=np.float64).astype(X.dtype, copy=False)
 
     def _assert_finite(self, X):
         """scikit-learn's check and message for NaN and infinity in X."""

@@ -158,6 +158,9 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     if plan.X.dtype.str not in digests:
         digests[plan.X.dtype.str] = digest(plan.X)
     task.digest = digests[plan.X.dtype.str]
+    if ae._input_shift is not None:
+        # Its nets would share one float32 copy of X with fits that are not.
+        return "X is centred in float64 before float32 (far from zero)"
     net = plan.net
     if net.module__code_dropout:
         return "code dropout has no batched form"
@@ -217,7 +220,9 @@ def _tensor(task, X, tensors, device):
     if task.leading:
         return as_tensor(task.plan.X, device)
     if device not in tensors:
-        tensors[device] = as_tensor(clone(task.ae)._validate_X(X, reset=True), device)
+        # Not centred: no batched fit is (see _prepare).
+        validated = clone(task.ae)._validate_X(X, reset=True, centre=False)
+        tensors[device] = as_tensor(validated, device)
     return tensors[device]
 
 

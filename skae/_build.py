@@ -76,7 +76,7 @@ class _NetMixin:
     def _build_net(self, X, seed, loss, observed=None, incremental=False):
         device = resolve_device(self.device)
         mean, variance = _moments(X)
-        _warn_if_imprecise(mean, variance, type(self).__name__)
+        _warn_if_imprecise(mean, variance, type(self).__name__, X.dtype)
         input_scale, target_scale = _units(variance, mean)
         if self._centre_only(loss):
             input_scale = np.ones_like(input_scale)

@@ -127,7 +127,14 @@ class _InferenceMixin(TransformerMixin):
                 return lambda z, out: torch.sigmoid(module.decode(z))
             return lambda z, out: module.reconstruction(module.decode(z))
 
-        return self._map_rows(X, decoder, self.n_features_in_, "reconstructions")
+        reconstructions = self._map_rows(
+            X, decoder, self.n_features_in_, "reconstructions"
+        )
+        shift = getattr(self, "_input_shift", None)
+        if shift is not None:
+            # Back in X's units from the centred ones (see _base._centred).
+            reconstructions += shift.astype(reconstructions.dtype)
+        return reconstructions
 
     def score_samples(self, X):
         """Negative reconstruction error of each sample.

@@ -225,3 +225,19 @@ def _restore_training_state(file, module, saved):
         raise _invalid(file, "its rho_hat_average does not fit the estimator")
     device = module.input_offset.device
     module.rho_hat_average = torch.as_tensor(average, device=device)
+
+
+def _input_shift(file, net_info, n_features):
+    """The fit's float64 shift of X (``_units._float64_shift``); None for
+    files written before it was saved, and for fits that had none."""
+    shift = net_info.get("input_shift")
+    if shift is None:
+        return None
+    if (
+        not isinstance(shift, np.ndarray)
+        or shift.dtype != np.float64
+        or shift.shape != (n_features,)
+        or not np.isfinite(shift).all()
+    ):
+        raise _invalid(file, "its input_shift does not fit the estimator")
+    return shift

@@ -39,32 +39,63 @@ def _float32_resolution(mean):
     return np.spacing(np.abs(mean).astype(np.float32)).astype(np.float64)
 
 
-def _warn_if_imprecise(mean, variance, owner):
-    """Warn where float32 cannot resolve a column's spread at its values.
-
-    The network reads X in float32 (7 significant digits): a column far
-    from zero compared with its spread (1e9 plus values of spread 2) is
-    rounded to a few distinct values, or one, and what is learned from it
-    and scored on it is that rounding. Warned where the spacing exceeds
-    1e-2 of the column's standard deviation (the rounding's variance about
-    1e-5 of the column's: scores off by a percent or more for a model that
-    fits well); float64 columns of no real spread are left alone.
-    """
+def _imprecise_columns(mean, variance):
+    """The columns whose spread float32 resolves only coarsely at their
+    values: where the spacing of float32 numbers at the mean exceeds 1e-2
+    of the standard deviation (the rounding's variance about 1e-5 of the
+    column's: scores off by a percent or more for a model that fits well).
+    Columns of no real spread in float64 are not among them. The mask,
+    and each column's spacing over its standard deviation."""
     std = np.sqrt(variance)
-    resolution = _float32_resolution(mean)
     spread = std > 1e-12 * np.abs(mean)
+    resolution = _float32_resolution(mean)
     ratio = np.where(spread, resolution / np.where(spread, std, 1.0), 0.0)
-    if not np.any(ratio > 1e-2):
+    return ratio > 1e-2, ratio
+
+
+def _float64_shift(X):
+    """The shift float64 X is centred by before the network's float32.
+
+    A column far from zero compared with its spread (1e9 plus values of
+    spread 2) would be rounded to a few distinct values in float32, or
+    one: its training mean is subtracted in float64 first. Other columns,
+    and float32 X (rounded already), are not shifted; None when no column
+    is.
+    """
+    if X.dtype != np.float64 or X.size == 0:
+        return None
+    mean, variance = _moments(X)
+    imprecise, _ = _imprecise_columns(mean, variance)
+    if not imprecise.any():
+        return None
+    return np.where(imprecise, mean, 0.0)
+
+
+def _warn_if_imprecise(mean, variance, owner, dtype):
+    """Warn where float32 cannot resolve a column's spread at its values:
+    float32 X, or float64 X for the cross-entropy loss, which needs its
+    values in [0, 1] and is not centred (see ``_float64_shift``)."""
+    imprecise, ratio = _imprecise_columns(mean, variance)
+    if not imprecise.any():
         return
     j = int(np.argmax(ratio))
+    if dtype == np.float32:
+        what_to_do = (
+            "Pass X as float64: such columns are then centred in float64 "
+            "before the network reads them."
+        )
+    else:
+        what_to_do = (
+            "Use loss='squared_error', with which such columns are centred "
+            "in float64 before the network reads them."
+        )
     warnings.warn(
         f"X's column {j} has mean {mean[j]:.6g} and standard deviation "
-        f"{std[j]:.3g}: {owner} computes in float32, whose numbers are "
-        f"{resolution[j]:.3g} apart there, so it sees that column (and "
-        f"{int(np.sum(ratio > 1e-2)) - 1} other(s)) only coarsely rounded, and "
-        "its codes and scores of it are of that rounding. Subtract the column "
-        "means from float64 data before fitting, e.g. with "
-        "StandardScaler(with_std=False) before it in a Pipeline.",
+        f"{np.sqrt(variance[j]):.3g}: {owner} computes in float32, whose "
+        f"numbers are {_float32_resolution(mean)[j]:.3g} apart there, so it "
+        f"sees that column (and {int(imprecise.sum()) - 1} other(s)) only "
+        "coarsely rounded, and its codes and scores of it are of that "
+        f"rounding. {what_to_do}",
         DataConversionWarning,
         stacklevel=4,
     )

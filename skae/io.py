@@ -101,6 +101,7 @@ from ._archive import (
 from ._codec import _attribute_to_json, _NotStorable, _param_to_json, _to_json
 from ._restore import (
     _check_fitted_attributes,
+    _input_shift,
     _load_module_state,
     _load_optimizer_state,
     _make_estimator,
@@ -176,6 +177,7 @@ def _serialize(estimator):
             "history": history,
             "hook_tensors": hook_tensors,
             "training_state": _to_json(_training_state(net.module_)),
+            "input_shift": _to_json(getattr(estimator, "_input_shift", None)),
         },
         "output_config": _to_json(
             dict(getattr(estimator, "_sklearn_output_config", {}))
@@ -382,6 +384,7 @@ def load(file, *, device=None):
     _restore_output_config(file, estimator, output_config)
 
     estimator.net_ = net
+    estimator._input_shift = _input_shift(file, net_info, n_features)
     for name, value in fitted.items():
         setattr(estimator, name, value)
     # What the weights say (files of earlier versions lack some of it).

@@ -352,6 +352,19 @@ def test_fallback_warning_names_the_parameter_to_change(X, estimator, reason):
     _assert_same_results(ours, GridSearchCV(estimator, grid, cv=CV).fit(X))
 
 
+def test_data_far_from_zero_fall_back_to_sequential_fits(X):
+    """Check that candidates whose data are centred in float64 first (1e9
+    plus values of spread 1) are fitted one by one, as GridSearchCV fits
+    them: the batched nets share one float32 copy of X, uncentred."""
+    far = X.astype(np.float64) + 1e9
+    estimator = Autoencoder(n_components=3, hidden_layer_sizes=(), **FAST)
+    grid = {"alpha": [1e-4, 1e-2]}
+    with pytest.warns(UserWarning, match="centred in float64"):
+        ours = BatchedGridSearchCV(estimator, grid, cv=CV).fit(far)
+    assert not ours.batched_.any()
+    _assert_same_results(ours, GridSearchCV(estimator, grid, cv=CV).fit(far))
+
+
 def test_unbatched_candidates_fall_back_to_sequential_fits(X, monkeypatch):
     """Check that what cannot train batched is searched as GridSearchCV does."""
     batched = []

@@ -645,6 +645,36 @@ DOCUMENT_EDITS = {
 }
 
 
+def test_centring_of_data_far_from_zero_round_trips(tmp_path):
+    """Check that the float64 centring of data far from zero (1e9 plus
+    values of spread 2) is saved: without it the loaded model reads the
+    raw rows, gives one code for every row and decodes near zero."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 3)) @ rng.normal(size=(3, 5)) + 1e9
+    model = Autoencoder(n_components=2, max_iter=5, random_state=0).fit(X)
+    restored = _round_trip(model)
+    assert_array_equal(restored.transform(X), model.transform(X))
+    codes = model.transform(X)
+    assert_array_equal(
+        restored.inverse_transform(codes), model.inverse_transform(codes)
+    )
+    assert restored.score(X) == model.score(X)
+    # Files written without it (and fits that need none) load unshifted;
+    # a shift of the wrong shape is refused.
+    path = tmp_path / "far.skae"
+    save(model, path)
+    _rewrite(path, edit=lambda doc: doc["net"].pop("input_shift"), fix_digest=True)
+    assert load(path)._input_shift is None
+    save(model, path)
+    _rewrite(
+        path,
+        edit=lambda doc: doc["net"].update(input_shift=[1.0]),
+        fix_digest=True,
+    )
+    with pytest.raises(ValueError, match="input_shift does not fit"):
+        load(path)
+
+
 @pytest.mark.parametrize("edit", DOCUMENT_EDITS.values(), ids=DOCUMENT_EDITS)
 def test_load_refuses_any_edit_to_the_document(saved, edit):
     _rewrite(saved, edit=edit)

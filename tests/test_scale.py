@@ -72,22 +72,75 @@ def _low_rank_rows(offset, spread=1.0):
     return spread * (B + 0.05 * rng.normal(size=(200, 6))) + offset
 
 
+@pytest.mark.parametrize(
+    "cls",
+    [Autoencoder, SparseAutoencoder, ContractiveAutoencoder, DenoisingAutoencoder],
+)
+def test_data_far_from_zero_trains_as_centred_data(cls):
+    """Check that float64 data far from zero compared with their spread (1e9
+    plus values of spread 2, where float32 numbers are 64 apart) train and
+    score as the same data centred: they were rounded to one value per
+    column, every row got the same reconstruction and score reported 0.0."""
+    centred = _low_rank_rows(0.0, spread=2.0)
+    X = centred + 1e9
+    fits = []
+    for data in (X, centred):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataConversionWarning)
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits.append(cls(n_components=3, max_iter=30, random_state=0).fit(data))
+    far, near = fits
+    np.testing.assert_allclose(far.transform(X), near.transform(centred), atol=1e-3)
+    np.testing.assert_allclose(
+        far.score_samples(X), near.score_samples(centred), rtol=1e-3, atol=1e-6
+    )
+    codes = far.transform(X)
+    np.testing.assert_allclose(
+        far.inverse_transform(codes) - 1e9,
+        near.inverse_transform(near.transform(centred)),
+        atol=1e-3,
+    )
+    assert _r2(far, X) == pytest.approx(_r2(near, centred), abs=1e-3)
+    # Float32 codes decode to float32 rows near 1e9, as float32 can hold them.
+    decoded = far.inverse_transform(codes.astype(np.float32))
+    assert decoded.dtype == np.float32
+    np.testing.assert_allclose(decoded, X, rtol=1e-6)
+
+
+def test_partial_fit_far_from_zero_keeps_the_first_chunks_centring():
+    """Check that partial_fit centres every chunk by the first chunk's
+    shift: chunks at 1e9 train as the same chunks centred."""
+    centred = _low_rank_rows(0.0, spread=2.0)
+    models = [Autoencoder(n_components=3, random_state=0) for _ in range(2)]
+    for chunk in np.array_split(np.arange(len(centred)), 4):
+        models[0].partial_fit(centred[chunk] + 1e9)
+        models[1].partial_fit(centred[chunk])
+    np.testing.assert_allclose(
+        models[0].transform(centred + 1e9), models[1].transform(centred), atol=1e-3
+    )
+
+
 def test_data_float32_cannot_resolve_warns_and_says_what_to_do():
-    """Check that float64 data whose spread float32 rounds away (1e9 plus
-    values of spread 2, where float32 numbers are 64 apart) warn that the
-    network sees them rounded, and say to centre them first."""
+    """Check that data whose spread float32 rounds away, where skae cannot
+    centre them first (float32 X is rounded already; cross-entropy needs X
+    in [0, 1]), warn that the network sees them rounded and what to do."""
     with pytest.warns(
         DataConversionWarning,
-        match=r"column \d+ has mean 1e\+09.*"
-        r"64 apart.*StandardScaler\(with_std=False\)",
+        match=r"column \d+ has mean 1e\+09.*64 apart.*Pass X as float64",
     ):
-        Autoencoder(n_components=3, max_iter=5, random_state=0).fit(_low_rank_rows(1e9))
+        Autoencoder(n_components=3, max_iter=5, random_state=0).fit(
+            _low_rank_rows(1e9, spread=1e3).astype(np.float32)
+        )
+    unit = np.random.RandomState(0).uniform(size=(100, 4))
+    unit[:, 0] = 0.5 + 1e-7 * unit[:, 0]
+    with pytest.warns(DataConversionWarning, match=r"loss='squared_error'"):
+        Autoencoder(n_components=2, loss="binary_cross_entropy", max_iter=5).fit(unit)
     # Far from zero but resolved, or of no spread at all: no warning.
     # Timestamps in seconds (1.7e9) spread over a day are rounded to 128 s.
     resolved = [
-        _low_rank_rows(1e3),
-        _low_rank_rows(1.7e9, spread=86400.0),
-        np.full((50, 3), 1e9) + np.arange(3),
+        _low_rank_rows(1e3).astype(np.float32),
+        _low_rank_rows(1.7e9, spread=86400.0).astype(np.float32),
+        np.full((50, 3), 1e9, dtype=np.float32) + np.arange(3, dtype=np.float32),
     ]
     for X in resolved:
         with warnings.catch_warnings():
