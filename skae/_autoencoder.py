@@ -181,8 +181,8 @@ class Autoencoder(_BaseAutoencoder):
         units. Only set when ``early_stopping=True``.
 
     best_validation_score_ : float
-        Highest value of ``validation_scores_``. Only set when
-        ``early_stopping=True``.
+        Validation score of the kept weights: the highest of the last
+        early-stopping fit's epochs. Only set when ``early_stopping=True``.
 
     net_ : skorch.NeuralNet
         The trained skorch network holding the torch module.

@@ -200,7 +200,8 @@ class _PlanningMixin(_NetMixin):
         """
         self.net_ = net
         self.loss_ = plan.loss
-        self._record(net)
+        kept = self._kept_row(plan, net)
+        self._record(net, kept)
         stacklevel += 1
         if outcome.interrupted:
             warnings.warn(
@@ -219,20 +220,20 @@ class _PlanningMixin(_NetMixin):
                 ConvergenceWarning,
                 stacklevel=stacklevel,
             )
-        self._warn_if_constant(net, self._kept_loss(plan, net), stacklevel)
+        self._warn_if_constant(net, kept and float(kept["train_loss"]), stacklevel)
 
-    def _kept_loss(self, plan, net):
-        """The training loss of the epoch whose weights the call keeps: the
+    def _kept_row(self, plan, net):
+        """The history row of the epoch whose weights the call keeps: the
         last, or with early stopping the best on the validation rows."""
         rows = list(net.history)[plan.n_before :]
         if not rows:
             return None
         kept = rows[-1]
-        if plan.stopping["load_best"]:
+        if plan.stopping is not None and plan.stopping["load_best"]:
             valid = [row for row in rows if "valid_loss" in row]
             if valid:
                 kept = min(valid, key=lambda row: float(row["valid_loss"]))
-        return float(kept["train_loss"])
+        return kept
 
     def _hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -343,8 +344,9 @@ class _PlanningMixin(_NetMixin):
             stacklevel=stacklevel + 1,
         )
 
-    def _record(self, net):
-        """Set the fitted attributes that describe training."""
+    def _record(self, net, kept):
+        """Set the fitted attributes that describe training; ``kept`` is
+        the history row of the epoch whose weights the call keeps."""
         history = net.history
         self.loss_curve_ = [float(row["train_loss"]) for row in history]
         self.n_iter_ = len(history)
@@ -352,7 +354,12 @@ class _PlanningMixin(_NetMixin):
         valid = [-float(row["valid_loss"]) for row in history if "valid_loss" in row]
         if valid:
             self.validation_scores_ = valid
-            self.best_validation_score_ = max(valid)
+            # The kept weights' score: a warm start with early stopping
+            # keeps the best epoch of its own run, not of earlier calls'.
+            if kept is not None and "valid_loss" in kept:
+                self.best_validation_score_ = -float(kept["valid_loss"])
+            elif not hasattr(self, "best_validation_score_"):
+                self.best_validation_score_ = max(valid)
         else:  # none from an earlier fit may remain
             self.__dict__.pop("validation_scores_", None)
             self.__dict__.pop("best_validation_score_", None)

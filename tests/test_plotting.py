@@ -5,11 +5,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_breast_cancer
 from sklearn.decomposition import PCA
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from skorch.callbacks import Callback
 
 import skae
 from skae import Autoencoder, SparseAutoencoder
@@ -263,6 +266,61 @@ def test_training_curve_marks_best_validation_epoch(early_stopped):
     ).plot()
     assert display.best_epoch_ == 2
     np.testing.assert_array_equal(display.best_epoch_line_.get_xdata(), [2, 2])
+
+
+class _WeightsPerEpoch(Callback):
+    """Keeps the first layer's weights at the end of every epoch."""
+
+    def initialize(self):
+        self.weights = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.weights.append(net.module_.input_weight.detach().numpy().copy())
+
+
+def test_training_curve_marks_the_kept_epoch_after_a_warm_start():
+    """Check that after a warm_start fit with early stopping, whose kept
+    epoch is the best of its own run (worse than an earlier call's here),
+    the marked epoch and best_validation_score_ are those of the weights
+    the estimator holds: they were the first call's best."""
+    X = load_breast_cancer().data
+    weights = _WeightsPerEpoch()
+    model = Autoencoder(
+        n_components=3,
+        hidden_layer_sizes=(),
+        max_iter=15,
+        learning_rate_init=0.01,
+        early_stopping=True,
+        warm_start=True,
+        random_state=0,
+        callbacks=[("weights", weights)],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+        first = len(model.loss_curve_)
+        snapshots = list(dict(model.net_.callbacks_)["weights"].weights)
+        model.set_params(learning_rate_init=0.5, max_iter=5).fit(X)
+    # The callback starts afresh with each fit.
+    snapshots += dict(model.net_.callbacks_)["weights"].weights
+    assert len(snapshots) == len(model.loss_curve_)
+    held = model.net_.module_.input_weight.detach().numpy()
+    kept = [i + 1 for i, w in enumerate(snapshots) if np.array_equal(w, held)]
+    assert len(kept) == 1 and kept[0] > first
+    display = TrainingCurveDisplay.from_estimator(model)
+    assert display.best_epoch_ == kept[0]
+    assert model.best_validation_score_ == model.validation_scores_[kept[0] - 1]
+    # The second run is worse than the first here: the case that was wrong.
+    assert model.best_validation_score_ < max(model.validation_scores_[:first])
+
+
+def test_training_curve_best_epoch_given_and_refused():
+    display = TrainingCurveDisplay(loss_curve=[3.0, 2.0, 1.0], best_epoch=1).plot()
+    assert display.best_epoch_ == 1
+    for wrong in (0, 4, True, 1.5):
+        with pytest.raises(ValueError, match="best_epoch must be an epoch"):
+            TrainingCurveDisplay(loss_curve=[3.0, 2.0, 1.0], best_epoch=wrong).plot()
 
 
 def test_training_curve_without_validation(shallow):

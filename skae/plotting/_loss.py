@@ -1,5 +1,7 @@
 """The display of the training and validation loss per epoch."""
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.utils._optional_dependencies import check_matplotlib_support
 
@@ -10,8 +12,11 @@ class TrainingCurveDisplay:
     """Training loss, and validation loss if any, per epoch.
 
     The best epoch, where the validation loss (or, without one, the training
-    loss) is lowest, is marked by a vertical line. With early stopping, its
-    weights are the ones the estimator keeps.
+    loss) is lowest unless ``best_epoch`` is given, is marked by a vertical
+    line. From an estimator fitted with early stopping, it is the epoch
+    whose weights the estimator keeps: of its last early-stopping fit's
+    epochs (a ``warm_start`` fit keeps the best of its own), until
+    ``partial_fit`` trains on.
 
     It is recommended to use :meth:`TrainingCurveDisplay.from_estimator` to
     create a display. All parameters are stored as attributes.
@@ -28,6 +33,10 @@ class TrainingCurveDisplay:
     name : str, default=None
         Name prefixed to the legend's labels, e.g. to tell the curves of
         several estimators drawn on one axes apart. No prefix when None.
+
+    best_epoch : int, default=None
+        The epoch to mark as the best, counted from 1. None marks the epoch
+        of lowest validation loss, or of lowest training loss without one.
 
     Attributes
     ----------
@@ -66,10 +75,11 @@ class TrainingCurveDisplay:
     (2, 3)
     """
 
-    def __init__(self, *, loss_curve, validation_loss=None, name=None):
+    def __init__(self, *, loss_curve, validation_loss=None, name=None, best_epoch=None):
         self.loss_curve = loss_curve
         self.validation_loss = validation_loss
         self.name = name
+        self.best_epoch = best_epoch
 
     def plot(self, ax=None, *, log_scale=False):
         """Draw the curves.
@@ -117,7 +127,19 @@ class TrainingCurveDisplay:
         self.lines_ = [
             ax.plot(epochs, values, label=prefix + label)[0] for label, values in curves
         ]
-        self.best_epoch_ = int(np.nanargmin(monitored)) + 1
+        if self.best_epoch is None:
+            self.best_epoch_ = int(np.nanargmin(monitored)) + 1
+        elif (
+            isinstance(self.best_epoch, (bool, np.bool_))
+            or not isinstance(self.best_epoch, Integral)
+            or not 1 <= self.best_epoch <= loss_curve.size
+        ):
+            raise ValueError(
+                f"best_epoch must be an epoch of loss_curve, from 1 to "
+                f"{loss_curve.size}, got {self.best_epoch!r}."
+            )
+        else:
+            self.best_epoch_ = int(self.best_epoch)
         self.best_epoch_line_ = ax.axvline(
             self.best_epoch_,
             color="gray",
@@ -180,7 +202,7 @@ class TrainingCurveDisplay:
         check_matplotlib_support(f"{cls.__name__}.from_estimator")
         _check_autoencoder(estimator, f"{cls.__name__}.from_estimator")
         loss_curve = np.asarray(estimator.loss_curve_, dtype=float)
-        validation_loss = None
+        validation_loss = best_epoch = None
         scores = getattr(estimator, "validation_scores_", None)
         if scores is not None:
             # Epochs trained without a validation set (a warm start or
@@ -191,5 +213,15 @@ class TrainingCurveDisplay:
             if len(measured) == len(scores) and len(measured) > 0:
                 validation_loss = np.full(loss_curve.size, np.nan)
                 validation_loss[measured] = -np.asarray(scores, dtype=float)
-        display = cls(loss_curve=loss_curve, validation_loss=validation_loss, name=name)
+                # The kept weights' epoch: the last of that score (a warm
+                # start's best may be worse than an earlier call's).
+                best = getattr(estimator, "best_validation_score_", None)
+                matches = [i for i, s in zip(measured, scores) if s == best]
+                best_epoch = matches[-1] + 1 if matches else None
+        display = cls(
+            loss_curve=loss_curve,
+            validation_loss=validation_loss,
+            name=name,
+            best_epoch=best_epoch,
+        )
         return display.plot(ax=ax, log_scale=log_scale)
