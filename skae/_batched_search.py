@@ -20,12 +20,12 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import _safe_split
 
-from ._autoencoder import Autoencoder
 from ._base import _BaseAutoencoder, _OutOfMemoryError
 from ._engine.batched import fit_nets
 from ._engine.data import resolve_device
 from ._engine.inference import as_tensor
 from ._engine.stacked import StackedPenalty, member_bytes
+from ._impute import AutoencoderImputer
 from ._outlier import AutoencoderOutlierDetector
 from ._plan import Outcome
 from ._pretrained import Pretrained, digest
@@ -60,7 +60,7 @@ def _trained(step):
     if isinstance(step, _BaseAutoencoder):
         return step
     if isinstance(step, AutoencoderOutlierDetector):
-        inner = Autoencoder() if step.estimator is None else step.estimator
+        inner = step._base_estimator()
         if isinstance(inner, _BaseAutoencoder):
             return inner
     return None
@@ -127,6 +127,9 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     estimator = clone(base_estimator).set_params(**clone(parameters, safe=False))
     position, ae = _autoencoder(estimator)
     if ae is None:
+        steps = estimator.steps if isinstance(estimator, Pipeline) else [(0, estimator)]
+        if any(isinstance(step, AutoencoderImputer) for _, step in steps):
+            return "AutoencoderImputer's masked fit has no batched form"
         return "the estimator is not, or has no, skae autoencoder"
     step = estimator if position is None else estimator.steps[position][1]
     if getattr(step, "trim_fraction", 0):

@@ -146,11 +146,14 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         with _unchanged_on_failure(self):
             return self._fit(X)
 
+    def _base_estimator(self):
+        """The autoencoder (or estimator) that ``fit`` fits a clone of."""
+        if self.estimator is None:
+            return Autoencoder(random_state=self.random_state)
+        return self.estimator
+
     def _fit(self, X):
-        estimator = self.estimator
-        if estimator is None:
-            estimator = Autoencoder(random_state=self.random_state)
-        estimator = clone(estimator)
+        estimator = clone(self._base_estimator())
         X = validate_data(self, X, dtype=self._dtypes(X, estimator))
         if self.trim_fraction and not isinstance(estimator, _BaseAutoencoder):
             raise ValueError(

@@ -14,7 +14,12 @@ from copy import deepcopy
 
 import numpy as np
 from joblib import parallel_config
-from joblib._parallel_backends import LokyBackend, MultiprocessingBackend
+from joblib._parallel_backends import (
+    LokyBackend,
+    MultiprocessingBackend,
+    SequentialBackend,
+    ThreadingBackend,
+)
 from joblib.parallel import get_active_backend
 from sklearn.base import is_classifier
 from sklearn.model_selection import GridSearchCV, ParameterGrid
@@ -23,9 +28,15 @@ from sklearn.model_selection._split import check_cv
 from sklearn.utils import get_tags
 from sklearn.utils.validation import _check_method_params, indexable
 
-from ._batched_search import pretrain
+from ._batched_search import Pretraining, pretrain
+from ._pretrained import Pretrained
 
 __all__ = ["BatchedGridSearchCV"]
+
+
+def _effective_n_jobs(n_jobs):
+    """The search's n_jobs, or joblib's configured one when it is None."""
+    return get_active_backend()[1] if n_jobs is None else n_jobs
 
 
 def _in_process(n_jobs):
@@ -33,12 +44,27 @@ def _in_process(n_jobs):
     (joblib's default): the fits that trained batched adopt their nets
     from this process's memory. A backend chosen by the caller (Dask, say)
     is left alone; its fits then train one by one."""
-    if n_jobs in (None, 1):
+    if _effective_n_jobs(n_jobs) in (None, 1):
         return nullcontext()
     backend, _ = get_active_backend()
     if isinstance(backend, (LokyBackend, MultiprocessingBackend)):
         return parallel_config(backend="threading")
     return nullcontext()
+
+
+def _fits_elsewhere(n_jobs):
+    """Why the search's fits cannot adopt batched nets (they run outside
+    this process, under the caller's backend), or None when they can."""
+    if _effective_n_jobs(n_jobs) in (None, 1):
+        return None
+    backend, _ = get_active_backend()
+    if isinstance(backend, (ThreadingBackend, SequentialBackend)):
+        return None
+    return (
+        f"the joblib backend the caller chose ({type(backend).__name__}) may "
+        "run the fits outside this process, where no batched net is; batch "
+        "with n_jobs=1 or joblib's threading backend"
+    )
 
 
 class BatchedGridSearchCV(BaseSearchCV):
@@ -96,9 +122,11 @@ class BatchedGridSearchCV(BaseSearchCV):
         Number of jobs to run the fits that are not batched in parallel, as
         in :class:`~sklearn.model_selection.GridSearchCV` (None means 1
         unless in a :obj:`joblib.parallel_backend` context, -1 means all
-        processors). Batched training runs in this process; when some fits
-        trained batched, the search's fits run in threads of this process
-        (where they adopt their trained nets).
+        processors). Batched training runs in this process, and the
+        search's fits run in threads of this process (where they adopt
+        their trained nets) in place of joblib's default processes. Under
+        another backend the caller chose (Dask, say) nothing trains
+        batched: every fit trains one by one where that backend runs it.
 
     refit : bool, str, or callable, default=True
         Refit an estimator using the best found parameters on the whole
@@ -302,15 +330,16 @@ class BatchedGridSearchCV(BaseSearchCV):
             for split in cv.split(X, y, **routed.splitter.split)
         ]
         candidates = list(ParameterGrid(self.param_grid))
-        done = pretrain(
-            self,
-            self.estimator,
-            X,
-            y,
-            candidates,
-            splits,
-            routed.estimator.fit,
-        )
+        elsewhere = _fits_elsewhere(self.n_jobs)
+        if elsewhere is None:
+            done = pretrain(
+                self, self.estimator, X, y, candidates, splits, routed.estimator.fit
+            )
+        else:  # nothing is trained ahead of time that no fit could adopt
+            done = Pretraining(Pretrained())
+            for c in range(len(candidates)):
+                for s in range(len(splits)):
+                    done.reasons[c, s] = elsewhere
         with done.store.active():
             evaluate_candidates(candidates, cv=check_cv(splits))
         batched = np.zeros((len(candidates), len(splits)), dtype=bool)

@@ -201,8 +201,10 @@ def test_layers_import_only_downwards(layer, allowed_skae, forbidden):
 
 
 # The estimator methods that the public helpers may call: the documented
-# interface of skae/_plan.py (plus scikit-learn's own _validate_params).
+# interface of skae/_plan.py (plus scikit-learn's own _validate_params, and
+# the outlier detector's _base_estimator, the autoencoder it fits).
 _ESTIMATOR_INTERFACE = {
+    "_base_estimator",
     "_plan",
     "_adopt",
     "_validate_X",

@@ -178,6 +178,36 @@ def test_grid_search_on_dask_matches_sequential(
     assert {r["pid"] for r in _records(tmp_path / "local")} == {os.getpid()}
 
 
+def test_batched_search_on_dask_trains_nothing_ahead(
+    client, digits, monkeypatch, one_torch_thread
+):
+    """Check that BatchedGridSearchCV under the Dask backend trains nothing
+    batched in this process (the fits run in the workers, which could not
+    adopt it: the grid was trained twice), says so, and equals the search
+    run here."""
+    import skae.model_selection as model_selection
+    from skae.model_selection import BatchedGridSearchCV
+
+    calls = []
+    pretrain = model_selection.pretrain
+    monkeypatch.setattr(
+        model_selection, "pretrain", lambda *a: calls.append(1) or pretrain(*a)
+    )
+    X, _ = digits
+    estimator = Autoencoder(n_components=2, **FAST)
+    grid = {"learning_rate_init": [1e-3, 1e-2]}
+    with joblib.parallel_config(backend="dask"):
+        search = BatchedGridSearchCV(estimator, grid, cv=2, n_jobs=-1)
+        with pytest.warns(UserWarning, match="joblib backend the caller chose"):
+            search.fit(X)
+    assert not calls and not search.batched_.any()
+    local = BatchedGridSearchCV(estimator, grid, cv=2).fit(X)
+    assert calls and local.batched_.all()
+    expected = _search_scores(local)
+    for key, value in _search_scores(search).items():
+        np.testing.assert_allclose(value, expected[key], rtol=1e-5, err_msg=key)
+
+
 @pytest.mark.parametrize("shuffle_blocks", [False, True])
 def test_incremental_trains_blockwise(
     shuffle_blocks, client, tmp_path, one_torch_thread

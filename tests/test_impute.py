@@ -252,6 +252,31 @@ def test_pickle_and_pipeline_search(low_rank):
     assert search.best_score_ > 0.8
 
 
+def test_batched_search_fits_the_imputer_one_by_one_and_says_why(low_rank):
+    """Check that BatchedGridSearchCV searches an imputer as GridSearchCV
+    does, saying that its masked fit has no batched form (it said the
+    estimator had no skae autoencoder)."""
+    from skae.model_selection import BatchedGridSearchCV
+
+    _, X_missing = low_rank
+    imputer = AutoencoderImputer(DenoisingAutoencoder(n_components=2, **FAST))
+
+    def score(estimator, X_test, y=None):
+        return -float(np.nanmean(estimator.transform(X_test)))
+
+    for estimator in (imputer, make_pipeline(imputer)):
+        grid = {
+            f"{'autoencoderimputer__' * (estimator is not imputer)}n_passes": [1, 2]
+        }
+        with pytest.warns(UserWarning, match="AutoencoderImputer's masked fit"):
+            ours = BatchedGridSearchCV(estimator, grid, scoring=score, cv=2)
+            ours.fit(X_missing)
+        theirs = GridSearchCV(estimator, grid, scoring=score, cv=2).fit(X_missing)
+        np.testing.assert_array_equal(
+            ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]
+        )
+
+
 @pytest.mark.parametrize("noise", ["masking", "salt_and_pepper"])
 @pytest.mark.parametrize("add_indicator", [False, True])
 # 2.0**60: a marker that adding 1 leaves unchanged.

@@ -196,6 +196,15 @@ def test_tuned_with_batched_grid_search(labelled):
     assert scores[0] != scores[1]  # the comparison above can tell them apart
 
 
+def test_batched_search_seeds_the_default_estimator_as_fit_does(labelled):
+    """Check that the default autoencoder, seeded by the detector's
+    random_state, trains batched: the batched fits were of an unseeded
+    Autoencoder, matched no fit, and every fit trained twice."""
+    X, y = labelled
+    detector = AutoencoderOutlierDetector(random_state=0)
+    _batched_as_sequential(detector, {"random_state": [0, 1]}, X, y)
+
+
 @pytest.mark.parametrize("case", ["scaled in a pipeline", "integer data"])
 def test_batched_search_trains_a_detector_on_data_nobody_prepared(labelled, case):
     """A detector after a scaler in a Pipeline, and a detector given integer
