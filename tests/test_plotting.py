@@ -193,6 +193,7 @@ def test_filters_refuse_unfitted_and_foreign_estimators():
         ((0, 16), "two positive integers"),
         ((2.0, 8.0), "two positive integers"),
         (16, "two positive integers"),
+        ((True, 16), "two positive integers"),
     ],
 )
 def test_filters_refuse_bad_image_shape(shallow, image_shape, match):

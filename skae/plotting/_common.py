@@ -3,6 +3,7 @@
 from math import isqrt
 from numbers import Integral
 
+import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import _BaseAutoencoder
@@ -36,7 +37,10 @@ def _check_image_shape(image_shape, n_features):
         shape = ()
     if (
         len(shape) != 2
-        or not all(isinstance(s, Integral) and s >= 1 for s in shape)
+        or not all(
+            isinstance(s, Integral) and not isinstance(s, (bool, np.bool_)) and s >= 1
+            for s in shape
+        )
         or shape[0] * shape[1] != n_features
     ):
         raise ValueError(
