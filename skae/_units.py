@@ -30,6 +30,9 @@ def _moments(X, max_values=2**20):
     deviation = rows.astype(np.float64)
     deviation -= mean
     variance = np.einsum("ij,ij->j", deviation, deviation) / deviation.shape[0]
+    # Columns of one value: their variance is the mean's rounding, not a
+    # spread (near 1e-31 for identical rows of values near 1).
+    variance[(rows == rows[:1]).all(axis=0)] = 0.0
     return mean, variance
 
 
@@ -44,10 +47,10 @@ def _imprecise_columns(mean, variance):
     values: where the spacing of float32 numbers at the mean exceeds 1e-2
     of the standard deviation (the rounding's variance about 1e-5 of the
     column's: scores off by a percent or more for a model that fits well).
-    Columns of no real spread in float64 are not among them. The mask,
-    and each column's spacing over its standard deviation."""
+    Columns of one value are not among them. The mask, and each column's
+    spacing over its standard deviation."""
     std = np.sqrt(variance)
-    spread = std > 1e-12 * np.abs(mean)
+    spread = std > 0
     resolution = _float32_resolution(mean)
     ratio = np.where(spread, resolution / np.where(spread, std, 1.0), 0.0)
     return ratio > 1e-2, ratio

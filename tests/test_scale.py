@@ -107,6 +107,21 @@ def test_data_far_from_zero_trains_as_centred_data(cls):
     np.testing.assert_allclose(decoded, X, rtol=1e-6)
 
 
+@pytest.mark.parametrize("offset, spread", [(1e12, 0.5), (1e15, 2.0)])
+def test_spread_below_a_millionth_of_a_millionth_is_a_spread(offset, spread):
+    """Check that a real float64 spread tiny against the values (0.5 at
+    1e12; 2 at 1e15, where float64 numbers are 0.125 apart) is centred,
+    not taken for a constant column's rounding: it was, and the network
+    saw one value per column (score 0.0, reconstructions off by 1e7)."""
+    centred = _low_rank_rows(0.0, spread=spread)
+    X = centred + offset
+    far = Autoencoder(n_components=3, max_iter=20, random_state=0).fit(X)
+    # The same data as float64 holds them, centred by hand.
+    near = Autoencoder(n_components=3, max_iter=20, random_state=0)
+    near.fit(X - X.mean(axis=0))
+    np.testing.assert_allclose(far.score(X), near.score(X - X.mean(axis=0)), rtol=1e-3)
+
+
 def test_partial_fit_far_from_zero_keeps_the_first_chunks_centring():
     """Check that partial_fit centres every chunk by the first chunk's
     shift: chunks at 1e9 train as the same chunks centred."""
