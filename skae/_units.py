@@ -69,6 +69,11 @@ def _float64_shift(X):
         return None
     mean, variance = _moments(X)
     imprecise, _ = _imprecise_columns(mean, variance)
+    # A constant column enters the first layer in the data's unit (see
+    # _units), whose folded bias W s mean rounds in float32 where the
+    # spacing at the mean is coarse against that unit: centred too.
+    unit = math.sqrt(float(variance.mean()))
+    imprecise |= (variance == 0) & (_float32_resolution(mean) > 1e-2 * unit)
     if not imprecise.any():
         return None
     return np.where(imprecise, mean, 0.0)
