@@ -30,12 +30,15 @@ def _gaussian(x, generator, *, level, n_values=None):
     return _joined(x + level * noise, indicators)
 
 
-def _masking(x, generator, *, level, n_values=None):
+def _masking(x, generator, *, level, fill=None, n_values=None):
+    # fill: the value of X's 0 in each column of the network's input (the
+    # negated float64 shift of data far from zero), None where it is 0.
     x, indicators = _split(x, n_values)
     keep = torch.rand(x.shape, generator=generator, device=x.device) >= level
     if indicators is not None:
         indicators = torch.where(keep, indicators, 1.0)
-    return _joined(x * keep, indicators)
+    masked = x * keep if fill is None else torch.where(keep, x, fill.to(x.device))
+    return _joined(masked, indicators)
 
 
 def _salt_and_pepper(x, generator, *, level, low, high, n_values=None):
@@ -334,7 +337,15 @@ class DenoisingAutoencoder(_BaseAutoencoder):
                 f"[0, 1], got {self.noise_level}."
             )
         if self.noise == "masking":
-            return partial(_masking, level=self.noise_level, n_values=n_values)
+            # X may be centred in float64 (data far from zero): masking
+            # still sets a value to 0 in X's units.
+            shift = getattr(self, "_input_shift", None)
+            fill = None
+            if shift is not None:
+                fill = torch.as_tensor(-shift[:n_values], dtype=torch.float32)
+            return partial(
+                _masking, level=self.noise_level, fill=fill, n_values=n_values
+            )
         values = X[:, :n_values]  # the range of the value columns
         low = torch.as_tensor(values.min(axis=0), dtype=torch.float32)
         high = torch.as_tensor(values.max(axis=0), dtype=torch.float32)

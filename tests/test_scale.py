@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import (
     load_breast_cancer,
     load_diabetes,
@@ -150,6 +151,28 @@ def test_partial_fit_far_from_zero_keeps_the_first_chunks_centring():
     np.testing.assert_allclose(
         models[0].transform(centred + 1e9), models[1].transform(centred), atol=1e-3
     )
+
+
+def test_masking_noise_far_from_zero_sets_values_to_zero_in_x_units():
+    """Check that masking noise sets an entry to 0 in X's units, as
+    documented, on data centred in float64: it set it to 0 in the centred
+    units, the column's training mean, for the columns far from zero only."""
+    X = _low_rank_rows(0.0, spread=2.0)
+    X[:, :3] += 1e9  # columns 0-2 centred, 3-5 not
+    model = DenoisingAutoencoder(
+        n_components=3, noise="masking", noise_level=0.5, max_iter=1
+    )
+    model.fit(X)
+    assert model._input_shift is not None
+    inputs = torch.as_tensor(model._centred(X), dtype=torch.float32)
+    corrupt = model._corruption(model._centred(X))
+    outputs = corrupt(inputs, torch.Generator().manual_seed(0)).double().numpy()
+    masked = outputs != inputs.double().numpy()
+    assert masked[:, :3].any() and masked[:, 3:].any()
+    in_x_units = outputs + model._input_shift
+    # Float32 holds -1e9 to within 64 (float32's spacing there).
+    np.testing.assert_allclose(in_x_units[masked], 0.0, atol=64.0)
+    np.testing.assert_array_equal(outputs[:, 3:][masked[:, 3:]], 0.0)
 
 
 def test_data_float32_cannot_resolve_warns_and_says_what_to_do():
