@@ -16,7 +16,7 @@ from sklearn.utils.validation import (
 
 from ._base import _BaseAutoencoder
 from ._denoising import DenoisingAutoencoder
-from ._validation import _unchanged_on_failure
+from ._validation import _from_tensor, _numeric_input, _unchanged_on_failure
 
 __all__ = ["AutoencoderImputer"]
 
@@ -325,9 +325,15 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     def _validate(self, X, reset):
         """X as floats, and its missing entries; NaN outside
         ``missing_values`` and infinity are errors."""
-        X = validate_data(
-            self, X, dtype=FLOAT_DTYPES, ensure_all_finite="allow-nan", reset=reset
+        X = _from_tensor(X)
+        hint = (
+            " If strings mark missing entries, replace them with np.nan "
+            "(pandas.read_csv(na_values=...) does it on reading)."
         )
+        with _numeric_input(self, hint):
+            X = validate_data(
+                self, X, dtype=FLOAT_DTYPES, ensure_all_finite="allow-nan", reset=reset
+            )
         if self._nan_marks_missing():
             return X, np.isnan(X)
         if np.isnan(X).any():

@@ -9,7 +9,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import Autoencoder
 from ._base import _BaseAutoencoder
-from ._validation import _float_dtypes, _unchanged_on_failure
+from ._validation import (
+    _float_dtypes,
+    _from_tensor,
+    _numeric_input,
+    _unchanged_on_failure,
+)
 
 __all__ = ["AutoencoderOutlierDetector"]
 
@@ -154,7 +159,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
 
     def _fit(self, X):
         estimator = clone(self._base_estimator())
-        X = validate_data(self, X, dtype=self._dtypes(X, estimator))
+        X = _from_tensor(X)
+        with _numeric_input(self):
+            X = validate_data(self, X, dtype=self._dtypes(X, estimator))
         if self.trim_fraction and not isinstance(estimator, _BaseAutoencoder):
             raise ValueError(
                 f"trim_fraction={self.trim_fraction} trims the training "
@@ -186,7 +193,11 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             ``estimator_.score_samples(X)``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=self._dtypes(X, self.estimator_), reset=False)
+        X = _from_tensor(X)
+        with _numeric_input(self):
+            X = validate_data(
+                self, X, dtype=self._dtypes(X, self.estimator_), reset=False
+            )
         return self.estimator_.score_samples(X)
 
     def decision_function(self, X):

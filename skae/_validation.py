@@ -13,8 +13,9 @@ from ._units import _FLOAT32_MAX
 
 
 @contextmanager
-def _numeric_input(estimator):
-    """Turn NumPy's failure to convert strings into an error saying what to do."""
+def _numeric_input(estimator, hint=""):
+    """Turn NumPy's failure to convert strings into an error saying what to
+    do (``hint``: more of it, a sentence)."""
     try:
         yield
     except ValueError as exc:
@@ -23,7 +24,7 @@ def _numeric_input(estimator):
         raise ValueError(
             f"{type(estimator).__name__} needs numeric data, but X contains "
             f"strings ({exc}). Encode non-numeric features as numbers first, "
-            "e.g. with sklearn.preprocessing.OneHotEncoder."
+            f"e.g. with sklearn.preprocessing.OneHotEncoder.{hint}"
         ) from exc
 
 
@@ -52,17 +53,30 @@ def _from_tensor(X):
 def _float_dtypes(X):
     """The float dtypes check_array may keep X in.
 
-    check_array reads the NumPy column dtypes of NumPy arrays and pandas
-    DataFrames only; any other dataframe (polars), and pandas' nullable
-    ``Float64`` columns, would become float32, so float64 columns ask for
-    float64 explicitly. Integer data become float32 (the precision training
-    runs in, at half float64's memory).
+    check_array keeps float32 and float64 arrays, and pandas DataFrames of
+    NumPy columns, as they are, and makes everything else float32 (the
+    first choice): float64 columns beside a pandas extension column
+    (nullable ``Int64``, ``boolean``), pyarrow's ``double`` or polars'
+    ``Float64`` columns, and ``longdouble`` arrays. Where X holds float64
+    (or wider) values, this asks for float64 explicitly, so that float64
+    input gives float64 output. Integer data become float32 (the precision
+    training runs in, at half float64's memory).
     """
-    if hasattr(X, "dtype") or not hasattr(X, "dtypes"):
-        return [np.float32, np.float64]
-    if any(str(dtype) == "Float64" for dtype in X.dtypes):
+    dtypes = [X.dtype] if hasattr(X, "dtype") else list(getattr(X, "dtypes", []))
+    if any(_is_wide_float(dtype) for dtype in dtypes):
         return np.float64
     return [np.float32, np.float64]
+
+
+def _is_wide_float(dtype):
+    """Whether a column dtype (NumPy's, pandas', pyarrow's through pandas,
+    polars') holds floats of 64 bits or more."""
+    numpy_dtype = getattr(dtype, "numpy_dtype", dtype)  # pandas extensions
+    try:
+        numpy_dtype = np.dtype(numpy_dtype)
+    except TypeError:  # polars, or another library's dtype
+        return str(dtype) == "Float64"
+    return numpy_dtype.kind == "f" and numpy_dtype.itemsize >= 8
 
 
 def _check_float32_range(X, estimator):

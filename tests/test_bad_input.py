@@ -24,6 +24,8 @@ from skorch.callbacks import Callback, Checkpoint, LoadInitState, TrainEndCheckp
 
 from skae import (
     Autoencoder,
+    AutoencoderImputer,
+    AutoencoderOutlierDetector,
     ContractiveAutoencoder,
     DenoisingAutoencoder,
     SparseAutoencoder,
@@ -246,6 +248,54 @@ def test_torch_tensors(dtype, expected, device, requires_grad):
     assert estimator.score_samples(X).dtype == expected
     decoded = estimator.inverse_transform(torch.as_tensor(codes, device=device))
     assert decoded.dtype == expected and np.isfinite(decoded).all()
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str
+)
+@pytest.mark.parametrize("Wrapper", [AutoencoderImputer, AutoencoderOutlierDetector])
+def test_wrappers_take_torch_tensors_as_arrays(Wrapper, dtype, requires_grad):
+    """Check that the imputer and the detector read tensors as their NumPy
+    counterparts, as the autoencoders do: bfloat16 and tensors requiring
+    gradients were errors, and float64 tensors were read as float32 (the
+    detector's scores) or float32 ones as float64 (the imputer's fills)."""
+    X = torch.as_tensor(10 * _data(n_samples=40)).to(dtype)
+    if requires_grad:
+        X.requires_grad_()
+    as_array = X.detach().float().numpy() if dtype is torch.bfloat16 else None
+    if as_array is None:
+        as_array = X.detach().numpy()
+    estimator = Wrapper(_make(Autoencoder, hidden_layer_sizes=(4,)))
+    if Wrapper is AutoencoderImputer:
+        out, expected = (
+            clone(estimator).fit(data).transform(data) for data in (X, as_array)
+        )
+    else:
+        out, expected = (
+            clone(estimator).fit(data).decision_function(data) for data in (X, as_array)
+        )
+    assert out.dtype == expected.dtype == as_array.dtype
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("Wrapper", [AutoencoderImputer, AutoencoderOutlierDetector])
+def test_wrappers_say_strings_need_encoding(Wrapper):
+    """Check that the wrappers refuse strings as the autoencoders do, saying
+    what to do, in fit and on new rows."""
+    X = _data(n_samples=10).astype(object)
+    fitted = Wrapper(_make(Autoencoder)).fit(X)
+    X[1, 0] = "blue"
+    with pytest.raises(_STRINGS[0], match=_STRINGS[1]):
+        Wrapper(_make(Autoencoder)).fit(X)
+    infer = "transform" if Wrapper is AutoencoderImputer else "predict"
+    with pytest.raises(_STRINGS[0], match=_STRINGS[1]) as error:
+        getattr(fitted, infer)(X)
+    # The imputer adds that strings marking gaps are NaN to it.
+    hinted = "If strings mark missing entries, replace them with np.nan" in str(
+        error.value
+    )
+    assert hinted == (Wrapper is AutoencoderImputer)
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS, ids=lambda c: c.__name__)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -204,6 +204,44 @@ def test_pandas_nullable_float64_input_keeps_float64():
     assert est.transform(X_nullable).dtype == np.float64
     assert est.score_samples(X_nullable).dtype == np.float64
     np.testing.assert_allclose(est.transform(X_nullable), est.transform(X_df))
+
+
+FLOAT64_FRAMES = {
+    "beside-nullable-Int64": lambda: X_df.assign(k=pd.array([0, 1] * 10, "Int64")),
+    "beside-boolean": lambda: X_df.assign(k=pd.array([True, False] * 10, "boolean")),
+    "pyarrow-double": lambda: X_df.astype("double[pyarrow]"),
+}
+
+
+@pytest.mark.parametrize("kind", list(FLOAT64_FRAMES))
+def test_float64_columns_beside_extension_dtypes_keep_float64(kind):
+    """Check that float64 columns keep float64 codes and scores whatever
+    sits beside them: check_array makes any frame with an extension dtype
+    (a nullable Int64 or boolean column, pyarrow's double) float32, so the
+    data lost float64's precision and its centring (at 1e6: a warning
+    asking for float64 X, which the user had passed)."""
+    if kind == "pyarrow-double":
+        pytest.importorskip("pyarrow")
+    frame = FLOAT64_FRAMES[kind]()
+    far = frame + 1e6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataConversionWarning)
+        est = _make(Autoencoder).fit(far)
+    assert est._input_shift is not None
+    assert est.transform(far).dtype == np.float64
+    assert est.score_samples(far).dtype == np.float64
+    numpy_columns = frame.astype(np.float64)
+    np.testing.assert_allclose(
+        _make(Autoencoder).fit(numpy_columns).transform(numpy_columns),
+        _make(Autoencoder).fit(frame).transform(frame),
+    )
+
+
+def test_longdouble_input_computes_as_float64():
+    """Check that longdouble X is read as float64, not float32."""
+    est = _make(Autoencoder).fit(X.astype(np.longdouble))
+    assert est.transform(X.astype(np.longdouble)).dtype == np.float64
+    np.testing.assert_allclose(est.transform(X.astype(np.longdouble)), est.transform(X))
 
 
 def assert_rowwise_close(actual, desired, err_msg=""):
