@@ -112,6 +112,13 @@ def _weights_entry(net):
     return weights
 
 
+def _entry(name, compress_type):
+    # A fixed timestamp: saving the same estimator twice gives the same bytes.
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = compress_type
+    return info
+
+
 def _hook_tensors(net):
     """The tensor arguments of the net's hooks, as NumPy arrays."""
     saved = {}
@@ -197,12 +204,17 @@ def _read_archive(file):
     try:
         archive = zipfile.ZipFile(file)
     except zipfile.BadZipFile:
-        raise _invalid(file, "it is not a skae file (not a zip archive)") from None
+        raise _invalid(
+            file,
+            "it is not a skae file (not a zip archive), or a skae file cut "
+            "short (an interrupted copy or download)",
+        ) from None
     with archive:
         names = archive.namelist()
         if _JSON_ENTRY not in names:
             hint = (
-                " (it looks like a torch.save file)"
+                " (it looks like a torch.save file, or like a skae file cut "
+                "short, whose weights entry is a torch.save file)"
                 if any(n.endswith("/data.pkl") for n in names)
                 else ""
             )

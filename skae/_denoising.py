@@ -49,6 +49,14 @@ def _salt_and_pepper(x, generator, *, level, low, high, n_values=None):
     return _joined(torch.where((u >= level / 2) & (u < level), high, x), indicators)
 
 
+# The corruption of each ``noise``, by name (skae files name them).
+NOISES = {
+    "gaussian": _gaussian,
+    "masking": _masking,
+    "salt_and_pepper": _salt_and_pepper,
+}
+
+
 class DenoisingAutoencoder(_BaseAutoencoder):
     """Denoising autoencoder: reconstructs clean inputs from corrupted ones.
 

@@ -25,6 +25,13 @@ from ._engine.data import resolve_device
 
 def _choose_device(saved, device):
     """The device to load on: the given one, else the saved one if present."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device is not None and not isinstance(device, str):
+        raise TypeError(
+            "skae.io.load takes device as a str ('auto', 'cpu', 'cuda', "
+            f"'cuda:N' or 'mps') or None, got {device!r}."
+        )
     if device is not None:
         resolve_device(device)
         return device

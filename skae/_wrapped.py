@@ -60,9 +60,10 @@ def wrapper_to_json(wrapper):
     given = estimator is not None
     if given and type(estimator) is not type(wrapper.estimator_):
         raise ValueError(
-            f"The {type(wrapper).__name__}'s estimator parameter is a "
-            f"{type(estimator).__name__}, but its fitted autoencoder "
-            f"(estimator_) is a {type(wrapper.estimator_).__name__}: the "
+            f"The {type(wrapper).__name__}'s estimator parameter is an "
+            f"instance of {type(estimator).__name__}, but its fitted "
+            f"autoencoder (estimator_) is one of "
+            f"{type(wrapper.estimator_).__name__}: the "
             "parameter changed since fit. Fit it again before saving, or set "
             "the parameter back."
         )

@@ -28,9 +28,12 @@ A skae file is a zip archive holding exactly three entries, each once:
     except ``net_`` (``fitted``), its ``set_output`` configuration
     (``output_config``), the state of its training engine (``net``: the
     seed of its random streams, its history, the tensors the corruption or
-    penalty took from the training data, the steps trained and the moving
-    average of the mean activations). Values that JSON lacks are objects
-    tagged by a ``"__type__"`` key: ``"tuple"`` (with ``"items"``), and
+    penalty took from the training data, the steps trained, the moving
+    average of the mean activations, the float64 shift of data far from
+    zero, and what a continued fit reads from the network rather than the
+    parameters: its step size, the outlier detector's trimmed fraction and
+    the noise its corruption was built with). Values that JSON lacks are
+    objects tagged by a ``"__type__"`` key: ``"tuple"`` (with ``"items"``), and
     ``"ndarray"`` or ``"numpy_scalar"`` (with ``"dtype"``, ``"shape"``, and
     ``"data"``: the base64 of the C-ordered bytes for numbers, a list of
     strings for strings).
@@ -92,6 +95,7 @@ from ._archive import (
     _check_document,
     _decode,
     _describe,
+    _entry,
     _hook_tensors,
     _invalid,
     _read_archive,
@@ -99,6 +103,7 @@ from ._archive import (
     _weights_entry,
 )
 from ._codec import _attribute_to_json, _NotStorable, _param_to_json, _to_json
+from ._continued import built_as_saved, continue_as_saved, settings_to_json
 from ._restore import (
     _check_fitted_attributes,
     _input_shift,
@@ -178,19 +183,13 @@ def _serialize(estimator):
             "hook_tensors": hook_tensors,
             "training_state": _to_json(_training_state(net.module_)),
             "input_shift": _to_json(getattr(estimator, "_input_shift", None)),
+            "settings": settings_to_json(estimator),
         },
         "output_config": _to_json(
             dict(getattr(estimator, "_sklearn_output_config", {}))
         ),
     }
     return document, weights
-
-
-def _entry(name, compress_type):
-    # A fixed timestamp: saving the same estimator twice gives the same bytes.
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = compress_type
-    return info
 
 
 def save(estimator, file):
@@ -373,8 +372,11 @@ def load(file, *, device=None):
     # The data only sets the module's centring and output bias, which the
     # saved weights replace, and the hooks' tensors, restored below.
     placeholder = np.zeros((2, n_features), dtype=np.float32)
+    # Masking noise fills with the shift's zero: set before the hooks.
+    estimator._input_shift = _input_shift(file, net_info, n_features)
     with fit_settings(file, document.get("wrapper"), estimator):
-        net = estimator._build_net(placeholder, seed, fitted["loss_"])
+        with built_as_saved(file, net_info, estimator, n_features) as settings:
+            net = estimator._build_net(placeholder, seed, fitted["loss_"])
     net.initialize()
     _load_module_state(file, net.module_, module_state)
     _load_optimizer_state(file, net.optimizer_, optimizer_state)
@@ -383,8 +385,8 @@ def load(file, *, device=None):
     _restore_history(file, net, net_info["history"])
     _restore_output_config(file, estimator, output_config)
 
+    continue_as_saved(settings, estimator, net)
     estimator.net_ = net
-    estimator._input_shift = _input_shift(file, net_info, n_features)
     for name, value in fitted.items():
         setattr(estimator, name, value)
     # What the weights say (files of earlier versions lack some of it).

@@ -293,5 +293,7 @@ def test_skae_io_keeps_the_estimator_parameter_as_set_after_fit(data, tmp_path):
     assert copy.fit(inliers).estimator_.n_components == 3
 
     detector.set_params(estimator=SparseAutoencoder(2, **FAST))
-    with pytest.raises(ValueError, match="estimator parameter is a Sparse.*Fit"):
+    with pytest.raises(
+        ValueError, match="estimator parameter is an instance of Sparse.*Fit"
+    ):
         save(detector, tmp_path / "changed.skae")

@@ -460,6 +460,27 @@ def test_load_with_explicit_device(fitted, X):
     assert_same_outputs(restored, fitted["contractive"], X)
 
 
+def test_load_takes_a_torch_device_and_refuses_other_types(fitted, X):
+    """Check that a torch.device is read as its name, and that another type
+    is refused as the argument's fault (it was blamed on the file)."""
+    restored = _round_trip(fitted["contractive"], device=torch.device("cpu"))
+    assert restored.device == "cpu"
+    assert_same_outputs(restored, fitted["contractive"], X)
+    with pytest.raises(TypeError, match="takes device as a str"):
+        _round_trip(fitted["contractive"], device=0)
+
+
+def test_load_says_a_file_cut_short_may_be_a_skae_file(saved):
+    """Check that a truncated skae file is not only called foreign: cut in
+    its end record it reads as no zip; cut less, zipfile finds the nested
+    torch.save archive of its weights."""
+    contents = saved.read_bytes()
+    for cut in (10, 100):
+        saved.write_bytes(contents[:-cut])
+        with pytest.raises(ValueError, match="or (like )?a skae file cut short"):
+            load(saved)
+
+
 def test_load_with_unavailable_device_is_an_error(saved):
     with pytest.raises(ValueError, match="not supported|not a valid device"):
         load(saved, device="tpu")
@@ -673,6 +694,107 @@ def test_centring_of_data_far_from_zero_round_trips(tmp_path):
     )
     with pytest.raises(ValueError, match="input_shift does not fit"):
         load(path)
+
+
+# name: (unfitted estimator, offset of X, set_params after fit)
+CONTINUED = {
+    # The masking fill of data centred far from zero is built from the
+    # shift: the file did not load.
+    "masking far from zero": lambda: (
+        DenoisingAutoencoder(noise="masking", noise_level=0.3, **SMALL),
+        1e9,
+        {},
+    ),
+    # Noise changed since fit: the net's hook (and its saved range) is the
+    # old noise's until the next call, which builds the new one.
+    "salt and pepper set to gaussian": lambda: (
+        DenoisingAutoencoder(noise="salt_and_pepper", **SMALL),
+        0.0,
+        {"noise": "gaussian"},
+    ),
+    "gaussian set to salt and pepper": lambda: (
+        DenoisingAutoencoder(**SMALL),
+        0.0,
+        {"noise": "salt_and_pepper"},
+    ),
+    # A new step size replaces the optimizer's on the next call: the loaded
+    # net took the new one for its own, and kept the old.
+    "learning_rate_init set": lambda: (
+        Autoencoder(**SMALL),
+        0.0,
+        {"learning_rate_init": 0.05},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CONTINUED.values(), ids=CONTINUED)
+def test_loaded_estimator_continues_as_the_saved_one(case, X):
+    """Check that a loaded estimator continues training (partial_fit) as
+    the saved one does, also after set_params since fit: the file did not
+    load (noise changed, masking noise far from zero), or the loaded one
+    trained at the old step size."""
+    model, offset, change = case()
+    data = X + offset
+    model.fit(data).set_params(**change)
+    restored = _round_trip(model)
+    assert_same_outputs(restored, model, data)
+    for estimator in (model, restored):
+        estimator.partial_fit(data)
+    assert_same_outputs(restored, model, data)
+
+
+def test_wrapped_autoencoders_continue_as_saved(X):
+    """Check that the autoencoders of the imputer and the detector, saved
+    alone or with their wrapper, continue as they would have: the imputer's
+    (salt-and-pepper noise on the value columns only) did not load alone,
+    and the detector's lost its trimmed fraction and trained untrimmed."""
+    imputer = skae.AutoencoderImputer(
+        DenoisingAutoencoder(noise="salt_and_pepper", **SMALL)
+    )
+    X_missing = X.copy()
+    X_missing[::5, 1] = np.nan
+    inner = imputer.fit(X_missing).estimator_
+    Z = np.random.RandomState(1).uniform(size=(24, inner.n_features_in_))
+    detector = skae.AutoencoderOutlierDetector(
+        Autoencoder(**SMALL), trim_fraction=0.2
+    ).fit(X)
+    for model in (inner, _round_trip(detector).estimator_, detector.estimator_):
+        restored = _round_trip(model)
+        data = Z if model is inner else X
+        for estimator in (model, restored):
+            estimator.partial_fit(data)
+        assert_same_outputs(restored, model, data)
+    assert _round_trip(detector).estimator_.net_.trim_fraction == 0.2
+
+
+def test_files_without_training_settings_load(tmp_path, fitted, X):
+    """Check that files written before the net's settings were kept load
+    (their hooks from the parameters), and that bad settings are refused."""
+    path = tmp_path / "model.skae"
+    save(fitted["denoising"], path)
+    _rewrite(path, edit=lambda doc: doc["net"].pop("settings"), fix_digest=True)
+    assert_same_outputs(load(path), fitted["denoising"], X)
+    for settings, match in [
+        ({"lr": -1.0, "trim_fraction": 0.0, "corruption": None}, "step size"),
+        ({"lr": 1e-3, "trim_fraction": 1.0, "corruption": None}, "trim_fraction"),
+        ({"lr": 1e-3}, "lack the keys"),
+        (
+            {
+                "lr": 1e-3,
+                "trim_fraction": 0.0,
+                "corruption": {"noise": "masking", "level": 2.0, "n_values": None},
+            },
+            "corruption",
+        ),
+    ]:
+        save(fitted["denoising"], path)
+        _rewrite(
+            path,
+            edit=lambda doc, s=settings: doc["net"].update(settings=s),
+            fix_digest=True,
+        )
+        with pytest.raises(ValueError, match=match):
+            load(path)
 
 
 @pytest.mark.parametrize("edit", DOCUMENT_EDITS.values(), ids=DOCUMENT_EDITS)
