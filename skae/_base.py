@@ -388,6 +388,10 @@ class _BaseAutoencoder(
             return f"{type(self).__name__} keeps its state from before this call."
         return f"{type(self).__name__} is left unfitted."
 
+    def __sklearn_is_fitted__(self):
+        # Not n_features_in_: the first fit sets it before it has a net.
+        return "net_" in self.__dict__
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]

@@ -3,7 +3,8 @@
 ``_build_net`` turns the estimator's parameters and the training rows into
 an unfitted ``AutoencoderNet``: the module's units (``skae._units``), its
 initial output and code biases, the optimizer, the penalty and the
-corruption. ``skae.io`` rebuilds saved nets with it. ``_check_same_model``
+corruption. ``skae.io`` rebuilds saved nets with it, and reads the fitted
+attributes off them with ``_describe_net``. ``_check_same_model``
 and ``_update_training_settings`` serve ``warm_start`` and ``partial_fit``.
 """
 
@@ -234,3 +235,17 @@ class _NetMixin:
         # The same noise keeps the range it was built with (salt and pepper's
         # training minimum and maximum), not the range of this call's X.
         net.corrupt = old if same_noise else corrupt
+
+    def _describe_net(self, net):
+        """Set the fitted attributes read off the net's module."""
+        self.activation_ = net.module_.activation
+        weight = net.module_.input_weight.detach().cpu().numpy().copy()
+        self.input_weights_ = weight
+        if not self._hidden_layer_sizes():
+            self.components_ = weight.copy()
+            module = net.module_
+            atoms = module.decoder[-1].weight / module.target_scale
+            self.dictionary_ = atoms.detach().cpu().numpy().T.copy()
+        else:
+            self.__dict__.pop("components_", None)
+            self.__dict__.pop("dictionary_", None)

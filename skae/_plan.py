@@ -204,9 +204,19 @@ class _PlanningMixin(_NetMixin):
         self._record(net, kept)
         stacklevel += 1
         if outcome.interrupted:
+            # Early stopping loads its best epoch at the end, as it does on
+            # any other end of training.
+            last = kept is None or kept is net.history[-1]
+            kept_what = (
+                f"the weights of the last completed epoch ({self.n_iter_})"
+                if last
+                else f"{self.n_iter_} completed epochs and, as early stopping "
+                "does, the weights of the best of them on the validation rows "
+                f"(epoch {kept['epoch']})"
+            )
             warnings.warn(
                 f"Training interrupted by the user. {type(self).__name__} keeps "
-                f"the weights of the last completed epoch ({self.n_iter_}).",
+                f"{kept_what}.",
                 UserWarning,
                 stacklevel=stacklevel,
             )
@@ -364,20 +374,6 @@ class _PlanningMixin(_NetMixin):
             self.__dict__.pop("validation_scores_", None)
             self.__dict__.pop("best_validation_score_", None)
         self._describe_net(net)
-
-    def _describe_net(self, net):
-        """Set the fitted attributes read off the net's module."""
-        self.activation_ = net.module_.activation
-        weight = net.module_.input_weight.detach().cpu().numpy().copy()
-        self.input_weights_ = weight
-        if not self._hidden_layer_sizes():
-            self.components_ = weight.copy()
-            module = net.module_
-            atoms = module.decoder[-1].weight / module.target_scale
-            self.dictionary_ = atoms.detach().cpu().numpy().T.copy()
-        else:
-            self.__dict__.pop("components_", None)
-            self.__dict__.pop("dictionary_", None)
 
     def __getattr__(self, name):
         # Called only for a missing attribute: a fitted network with hidden

@@ -98,7 +98,12 @@ class BatchedGridSearchCV(BaseSearchCV):
     steps before the autoencoder) is fitted one by one as
     :class:`~sklearn.model_selection.GridSearchCV` would, ``n_jobs`` at a
     time. ``batched_`` records which fits trained batched; a search in
-    which none did warns and says why.
+    which none did warns and says why. While the search fits, its trained
+    nets go to any fit in this process of the same estimator class,
+    parameters and training data: a second search over the same estimator
+    and data running in another thread at the same time may take some (the
+    same models to float32 rounding), and ``batched_`` still counts those
+    fits batched, which this search then trains itself.
 
     Parameters
     ----------

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 
@@ -156,6 +156,70 @@ def test_keyboard_interrupt_keeps_the_last_completed_epoch(cls):
     assert _same_state(states[1], _state(est))
     codes = est.transform(X)
     assert codes.shape == (len(X), 3) and np.isfinite(codes).all()
+
+
+class _SpoilAfter(Callback):
+    """Add large noise to the weights as epoch ``epoch + 1`` begins: the
+    epochs after ``epoch`` score far worse on the validation rows."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) == self.epoch + 1:
+            generator = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                for p in net.module_.parameters():
+                    p.add_(10 * torch.randn(p.shape, generator=generator))
+
+
+def test_keyboard_interrupt_with_early_stopping_keeps_the_best_epoch():
+    """Check that an interrupted fit with early stopping keeps, and says it
+    keeps, the weights of its best epoch on the validation rows, as early
+    stopping does at any end: it said the last completed epoch's."""
+    X = _data()
+    _Recorder.states = states = []
+    est = _small(
+        Autoencoder,
+        max_iter=20,
+        early_stopping=True,
+        tol=0.0,
+        callbacks=[_Recorder(), _SpoilAfter(epoch=3), _InterruptAt(epoch=6)],
+    )
+    with pytest.warns(UserWarning, match="interrupted by the user") as record:
+        est.fit(X)
+    assert est.n_iter_ == 5
+    best = int(np.argmax(est.validation_scores_)) + 1
+    assert best <= 3
+    assert _same_state(states[best - 1], _state(est))
+    message = str(record[0].message)
+    assert "5 completed epochs" in message and f"(epoch {best})" in message
+
+
+class _TransformEachEpoch(Callback):
+    """Call ``transform`` of the estimator being fitted after each epoch, and
+    keep what it raised in ``errors`` (a class attribute: the estimator
+    trains deep copies of its callbacks, not the estimator itself)."""
+
+    estimator, errors = None, []
+
+    def on_epoch_end(self, net, **kwargs):
+        try:
+            _TransformEachEpoch.estimator.transform(_data(5))
+        except Exception as exc:  # what a user's callback would see
+            _TransformEachEpoch.errors.append(exc)
+
+
+def test_transform_during_the_first_fit_is_not_fitted_yet():
+    """Check that the estimator reads as unfitted until its first fit ends
+    (NotFittedError from transform in a callback): it read as fitted once
+    fit had set n_features_in_, and transform raised an AttributeError."""
+    est = _small(Autoencoder, max_iter=2, callbacks=[_TransformEachEpoch()])
+    _TransformEachEpoch.estimator, _TransformEachEpoch.errors = est, []
+    est.fit(_data())
+    errors = _TransformEachEpoch.errors
+    assert len(errors) == 2 and all(isinstance(e, NotFittedError) for e in errors)
+    assert np.isfinite(est.transform(_data(5))).all()
 
 
 def test_keyboard_interrupt_in_the_first_epoch_propagates_and_fits_nothing():
