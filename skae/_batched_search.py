@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import _safe_split
 
@@ -146,14 +146,18 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     if any(key.split("__")[0] in names for key in parameters):
         return "the grid sets parameters of steps before the autoencoder"
     start = time.time()
-    if task.split not in folds:
+    # Steps before the autoencoder: fitted once per fold and steps (a grid
+    # over the pipeline's steps gives candidates other leading steps).
+    variants = folds.setdefault(task.split, [])
+    fold = next((f for f in variants if _same(f["leading"], leading)), None)
+    if fold is None:
         X_train, y_train = _safe_split(estimator, X, y, train)
-        # Steps before the autoencoder: fitted once per fold.
         for _, step in leading:
             if step is not None and step != "passthrough":
                 X_train = clone(step).fit_transform(X_train, y_train)
-        folds[task.split] = {"X": X_train, "train": np.asarray(train)}
-    fold = folds[task.split]
+        fold = {"X": X_train, "train": np.asarray(train), "leading": leading}
+        fold["id"] = (task.split, len(variants))
+        variants.append(fold)
     ae._validate_params()
     plan = ae._plan(fold["X"], incremental=False)
     # One digest per fold (and dtype), shared by its candidates.
@@ -195,7 +199,7 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
         penalty_key = (penalty.func, tuple(penalty.keywords), tuple(fixed.items()))
     stopping = plan.stopping
     return (
-        task.split if leading else None,
+        fold["id"] if leading else None,
         type(ae),
         plan.X.shape[1],
         ae.n_components,
@@ -215,6 +219,27 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
         stopping["load_best"],
         str(resolve_device(ae.device)),
     )
+
+
+def _same(a, b):
+    """Whether two parameter values (steps, estimators) are the same, by
+    value, estimators by class and parameters; False when unsure (arrays)."""
+    if isinstance(a, BaseEstimator) or isinstance(b, BaseEstimator):
+        return type(a) is type(b) and _same(
+            a.get_params(deep=False), b.get_params(deep=False)
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(_same(u, v) for u, v in zip(a, b))
+        )
+    try:
+        return a is b or (type(a) is type(b) and bool(a == b))
+    except Exception:  # values that do not compare (arrays)
+        return False
 
 
 def _tensor(task, X, tensors, device):

@@ -316,8 +316,9 @@ class BatchedGridSearchCV(BaseSearchCV):
         self._add_batched_fit_times()
         return self
 
-    def _run_search(self, evaluate_candidates):
-        """Train the batchable fits, then evaluate every candidate."""
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        """Train the batchable fits, then evaluate every candidate
+        (``callback_ctx``: scikit-learn's callbacks, from 1.9)."""
         X, y, params = self._inputs
         X, y = indexable(X, y)
         params = _check_method_params(X, params=params)
@@ -345,8 +346,17 @@ class BatchedGridSearchCV(BaseSearchCV):
             for c in range(len(candidates)):
                 for s in range(len(splits)):
                     done.reasons[c, s] = elsewhere
+        context = {}
+        if callback_ctx is not None:  # as GridSearchCV's _run_search does
+            context["callback_ctx"] = callback_ctx.subcontext(
+                task_name="search",
+                max_subtasks=len(candidates) * len(splits),
+                sequential_subtasks=False,
+            ).call_on_fit_task_begin(estimator=self)
         with done.store.active():
-            evaluate_candidates(candidates, cv=check_cv(splits))
+            evaluate_candidates(candidates, cv=check_cv(splits), **context)
+        if context:
+            context["callback_ctx"].call_on_fit_task_end(estimator=self)
         batched = np.zeros((len(candidates), len(splits)), dtype=bool)
         for c, s in done.store.taken:
             batched[c, s] = True

@@ -568,6 +568,42 @@ def test_pipeline_with_a_scaler_first_trains_batched(digits):
     assert ours.best_params_ == theirs.best_params_
 
 
+def test_grid_over_the_pipeline_steps_trains_each_on_its_own_steps():
+    """Check that candidates with other steps before the autoencoder (a grid
+    over the pipeline's steps) train batched on their own fold data and
+    score as in GridSearchCV: the fold data of the first candidate served
+    all, and a candidate could adopt a net trained on other data."""
+    from sklearn.datasets import load_wine
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # Raw wine: its columns' scales differ by 1e3, so the steps matter.
+    X, y = load_wine(return_X_y=True)
+    ae = Autoencoder(
+        n_components=2,
+        hidden_layer_sizes=(),
+        learning_rate_init=1e-2,
+        **{**FAST, "max_iter": 10},
+    )
+    ridge = RidgeClassifier()
+    standard = [("sc", StandardScaler()), ("ae", ae), ("ridge", ridge)]
+    grid = [
+        {"steps": [standard]},
+        {"steps": [[("ae", ae), ("ridge", ridge)]]},
+        # The same steps as the first, left to train one by one: it took
+        # the net of the second, trained on the raw rows.
+        {"steps": [standard], "sc__with_std": [True]},
+    ]
+    ours = BatchedGridSearchCV(Pipeline(standard), grid, cv=3).fit(X, y)
+    theirs = GridSearchCV(Pipeline(standard), grid, cv=3).fit(X, y)
+    np.testing.assert_allclose(
+        ours.cv_results_["mean_test_score"],
+        theirs.cv_results_["mean_test_score"],
+        atol=0.02,
+    )
+    assert ours.batched_[:2].all() and not ours.batched_[2].any()
+
+
 def test_search_over_the_scaler_is_sequential_and_says_so(digits):
     """Check that a grid over a step before the autoencoder runs one by one,
     with a warning that says why, and batched_ all False."""
@@ -690,3 +726,39 @@ def test_batched_fits_continue_as_their_sequential_fits(X, solver):
         ours.partial_fit(X_train)
         reference.partial_fit(X_train)
         _assert_same_fit(ours, reference, X_test)
+
+
+class _Events:
+    """A scikit-learn callback (1.9's API) that records the tasks it sees."""
+
+    def __init__(self):
+        self.events = []
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context, **kwargs):
+        self.events.append(("begin", context.task_name))
+
+    def on_fit_task_end(self, estimator, context, **kwargs):
+        self.events.append(("end", context.task_name))
+
+
+def test_scikit_learn_callbacks_see_the_tasks_grid_search_reports(X):
+    """Check that scikit-learn's callbacks (set_callbacks, from 1.9) see the
+    search and each candidate-fold evaluation, as with GridSearchCV: they
+    saw the fit and the refit only."""
+    if not hasattr(GridSearchCV, "set_callbacks"):
+        pytest.skip("scikit-learn's callbacks need scikit-learn 1.9")
+    est = Autoencoder(n_components=2, hidden_layer_sizes=(), **FAST)
+    events = []
+    for cls in (BatchedGridSearchCV, GridSearchCV):
+        callback = _Events()
+        cls(est, {"alpha": [1e-4, 1e-2]}, cv=CV).set_callbacks(callback).fit(X)
+        events.append(callback.events)
+    ours, theirs = events
+    assert ours == theirs
+    assert ours.count(("begin", "candidate-split-evaluation")) == 6
