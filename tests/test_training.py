@@ -141,6 +141,36 @@ def test_early_stopping_restores_best_weights():
     assert any(not torch.equal(final[k], weights[-1][k]) for k in final)
 
 
+def test_early_stopping_keeps_the_lowest_validation_loss_whatever_tol(X):
+    """Check that the kept weights are the epoch of the lowest validation
+    loss however little lower it is than an earlier one, as in
+    scikit-learn's MLP, while tol decides when to stop: they were the last
+    epoch that improved by tol (at tol=1, the first), and
+    best_validation_score_ described other weights."""
+    ae = Autoencoder(
+        n_components=3,
+        early_stopping=True,
+        tol=1.0,  # in units of the constant reconstruction's loss
+        n_iter_no_change=5,
+        learning_rate="constant",
+        max_iter=50,
+        device="cpu",
+        random_state=0,
+        callbacks=[("record", _RecordWeights())],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(X)
+    weights = dict(ae.net_.callbacks_)["record"].weights_
+    # No epoch improves by a whole constant loss: the patience ends at 6.
+    assert ae.n_iter_ == 6
+    best = int(np.argmax(ae.validation_scores_))
+    assert best > 0 and ae.best_validation_score_ == ae.validation_scores_[best]
+    final = ae.net_.module_.state_dict()
+    for name, value in final.items():
+        torch.testing.assert_close(value, weights[best][name], rtol=0, atol=0)
+
+
 def test_early_stopping_needs_samples_on_both_sides():
     """Check that a validation split that leaves a side empty is a clear error."""
     ae = Autoencoder(

@@ -1,7 +1,9 @@
 """The callbacks the engine trains with: finiteness, stopping, progress."""
 
 import math
+from copy import deepcopy
 
+import numpy as np
 from skorch.callbacks import Callback, EarlyStopping
 from tqdm.auto import tqdm
 
@@ -45,10 +47,12 @@ class PlateauStopping(EarlyStopping):
         super().on_train_begin(net, **kwargs)
         self.reductions_ = 0
         self.stopped_ = False
+        self.best_score_ = np.inf
         for group in net.optimizer_.param_groups:
             group["lr"] = net.lr
 
     def on_epoch_end(self, net, **kwargs):
+        score, epoch = net.history[-1, self.monitor], net.history[-1, "epoch"]
         try:
             super().on_epoch_end(net, **kwargs)
         except KeyboardInterrupt:
@@ -60,6 +64,20 @@ class PlateauStopping(EarlyStopping):
                 return
             self.stopped_ = True
             raise
+        finally:
+            self._keep_if_best(net, score, epoch)
+
+    def _keep_if_best(self, net, score, epoch):
+        """The best epoch is the lowest loss, however little lower, as in
+        scikit-learn's MLP: skorch's is the last that beat the best by
+        ``threshold``, which only the patience counts by."""
+        if not score < self.best_score_:
+            return
+        self.best_score_ = score
+        if self.best_epoch_ != epoch:  # skorch's rule did not keep it
+            self.best_epoch_ = epoch
+            if self.load_best:
+                self.best_model_weights_ = deepcopy(net.module_.state_dict())
 
 
 class ProgressBar(Callback):
