@@ -381,10 +381,14 @@ def test_loss_auto_picks_cross_entropy_for_unit_interval_data():
         assert sae.loss_ == "binary_cross_entropy"
 
 
-def test_kl_codes_start_at_the_target_rate():
-    """Check that KL code units are initialised at logit(rho), others not."""
+@pytest.mark.parametrize("unit_norm_decoder", [False, True])
+def test_kl_codes_start_at_the_target_rate(unit_norm_decoder):
+    """Check that KL code units are initialised at logit(rho), others not,
+    with a unit-norm decoder too (its initialisation set the biases to 0:
+    every code started at 0.5)."""
     X = np.random.default_rng(0).uniform(size=(200, 8))
     params = dict(n_components=6, max_iter=1, random_state=0, device="cpu")
+    params["unit_norm_decoder"] = unit_norm_decoder
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for rho in (0.01, 0.2):

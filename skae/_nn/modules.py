@@ -234,9 +234,6 @@ class AutoencoderModule(nn.Module):
                 self.decoder[-1].bias.copy_(torch.as_tensor(output_bias))
                 if not self.tied_weights:  # a tied weight is the encoder's
                     self.decoder[-1].weight.zero_()
-        if code_bias is not None:
-            with torch.no_grad():
-                self.code_layer.bias.fill_(float(code_bias))
         if unit_norm_decoder:
             weight = self.decoder_input_layer.weight  # (n_features, n_units)
             with torch.no_grad():
@@ -244,6 +241,9 @@ class AutoencoderModule(nn.Module):
                 normalize_columns_(weight)
                 self.code_layer.weight.copy_(weight.t())
                 self.code_layer.bias.zero_()
+        if code_bias is not None:  # after: the target rate, unit-norm or not
+            with torch.no_grad():
+                self.code_layer.bias.fill_(float(code_bias))
 
     @property
     def input_weight(self):
