@@ -8,6 +8,8 @@ attributes off them with ``_describe_net``. ``_check_same_model``
 and ``_update_training_settings`` serve ``warm_start`` and ``partial_fit``.
 """
 
+from numbers import Integral
+
 import numpy as np
 import torch
 
@@ -23,6 +25,32 @@ def _constant_loss(net):
     if net.initialized_:
         return float(net.module_.constant_loss)
     return float(net.module__constant_loss)
+
+
+def _reconstruction_loss(net, X, rows=None, observed=None):
+    """The mean reconstruction loss (the training loss less its penalty and
+    noise) of the net's module as it is, on the rows ``rows`` of X (all
+    when None), ``observed`` their observed entries (None: all), in the
+    loss's units; computed in blocks of rows."""
+    module, loss = net.module_, net.criterion_.loss
+    n = X.shape[0] if rows is None else len(rows)
+    training, total = module.training, 0.0
+    module.train(False)  # no code dropout
+    try:
+        with torch.no_grad():
+            for start in range(0, n, 4096):
+                block = slice(start, start + 4096)
+                index = block if rows is None else rows[block]
+                x = torch.as_tensor(X[index], dtype=torch.float32, device=net.device)
+                mask = None
+                if observed is not None:
+                    mask = torch.as_tensor(observed[block], device=net.device)
+                _, output = module(x)
+                target = module.target(x) if loss == "squared_error" else x
+                total += float(reconstruction_error(output, target, loss, mask).sum())
+    finally:
+        module.train(training)
+    return total / max(n, 1)
 
 
 # What _update_training_settings sets on a continued net, besides the step
@@ -235,6 +263,16 @@ class _NetMixin:
         # The same noise keeps the range it was built with (salt and pepper's
         # training minimum and maximum), not the range of this call's X.
         net.corrupt = old if same_noise else corrupt
+
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if any(not isinstance(s, Integral) or s < 1 for s in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must contain positive integers only, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
 
     def _describe_net(self, net):
         """Set the fitted attributes read off the net's module."""

@@ -23,13 +23,12 @@ save a net its parameters no longer describe with ``_check_same_model``.
 import math
 import warnings
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from ._build import _constant_loss, _NetMixin
+from ._build import _constant_loss, _NetMixin, _reconstruction_loss
 
 __all__ = ["Outcome", "Plan"]
 
@@ -159,12 +158,17 @@ class _PlanningMixin(_NetMixin):
         if continuing:
             self._update_training_settings(net, X_train, incremental)
         else:
-            if incremental and X_train.shape[0] < 2:
+            if X_train.shape[0] < 2:
+                do = "Start partial_fit with a representative chunk of rows."
+                if not incremental:
+                    do = "Fit on more rows."
+                    if train_rows is not None:
+                        do = "Fit on more rows, or lower validation_fraction."
                 warnings.warn(
-                    f"{type(self).__name__}.partial_fit's first call sets the "
-                    "network's units (each feature's mean and spread) from its "
-                    "X, here one row, which has no spread: the units stay X's "
-                    "own. Start with a representative chunk of rows.",
+                    f"{type(self).__name__} sets the network's units (each "
+                    "feature's mean and spread) from its training rows, here "
+                    "one, which has no spread: the units stay X's own, and the "
+                    f"model can learn no more than that row. {do}",
                     UserWarning,
                     stacklevel=5,
                 )
@@ -230,7 +234,11 @@ class _PlanningMixin(_NetMixin):
                 ConvergenceWarning,
                 stacklevel=stacklevel,
             )
-        self._warn_if_constant(net, kept and float(kept["train_loss"]), stacklevel)
+        observed = self._observed_entries(plan)
+        loss = kept and _reconstruction_loss(
+            net, plan.X, plan.train_rows, observed and observed[0]
+        )
+        self._warn_if_constant(net, loss, stacklevel)
 
     def _kept_row(self, plan, net):
         """The history row of the epoch whose weights the call keeps: the
@@ -244,16 +252,6 @@ class _PlanningMixin(_NetMixin):
             if valid:
                 kept = min(valid, key=lambda row: float(row["valid_loss"]))
         return kept
-
-    def _hidden_layer_sizes(self):
-        sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
-        if any(not isinstance(s, Integral) or s < 1 for s in sizes):
-            raise ValueError(
-                "hidden_layer_sizes must contain positive integers only, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        return tuple(int(s) for s in sizes)
 
     def _resolve_loss(self, X, continuing):
         """The loss to train with; checks that X suits it."""
@@ -336,16 +334,16 @@ class _PlanningMixin(_NetMixin):
         """Warn when the kept model is no better than the constant reconstruction.
 
         The decoder starts there (the mean, or its logit), so a model whose
-        training loss is less than 1% below that loss (or above it: the
-        penalty and the noise count in the training loss) learned nothing
-        from X, or lost what it learned (ReLU units that died late).
-        """
+        reconstruction loss on its training rows is less than 1% below that
+        loss, or above it, learned nothing from X, or lost it (ReLU units
+        that died late; a step size so large that an epoch's mean loss
+        hides that its last weights are worse than the mean)."""
         constant = _constant_loss(net)
         if loss is None or constant <= 0 or loss < _CONSTANT_FRACTION * constant:
             return
         warnings.warn(
-            f"{type(self).__name__} learned almost nothing: the training loss "
-            f"of the epoch it keeps ({loss:.4g}) is not "
+            f"{type(self).__name__} learned almost nothing: the reconstruction "
+            f"loss of the epoch it keeps, on its training rows ({loss:.4g}), is not "
             f"{100 * (1 - _CONSTANT_FRACTION):.0f}% below the loss of "
             f"reconstructing every sample by the training mean ({constant:.4g}), "
             "so its codes carry almost no information about X. Train longer "

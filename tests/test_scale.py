@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from skorch.callbacks import Callback
 
 from skae import (
     Autoencoder,
@@ -381,6 +382,47 @@ def test_model_that_lost_what_it_learned_warns():
     assert model.best_loss_ < 0.9 * constant <= model.loss_curve_[-1]
     residual = model.inverse_transform(model.transform(X)) - X
     assert (residual**2).sum() > 0.99 * ((X - X.mean(axis=0)) ** 2).sum()
+
+
+class _SpoilLastStep(Callback):
+    """Throw the weights far off after the last training step of epoch
+    ``epoch``: its mean training loss stays that of the steps before."""
+
+    def __init__(self, epoch, n_steps):
+        self.epoch, self.n_steps = epoch, n_steps
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.steps_ = 0
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        self.steps_ += bool(training)
+        if len(net.history) == self.epoch and self.steps_ == self.n_steps:
+            generator = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                for p in net.module_.parameters():
+                    p.add_(100 * torch.randn(p.shape, generator=generator))
+
+
+def test_model_worse_than_the_mean_warns_whatever_its_epochs_mean_loss():
+    """Check that the learned-nothing check reads the kept weights' own
+    reconstruction loss, not the epoch's mean training loss: a fit whose
+    last step threw its weights off (as a step size far too large does)
+    reconstructed worse than the mean with no warning."""
+    X = StandardScaler().fit_transform(load_wine().data)
+    model = Autoencoder(
+        n_components=3,
+        max_iter=3,
+        batch_size=32,
+        random_state=0,
+        callbacks=[_SpoilLastStep(epoch=3, n_steps=-(-len(X) // 32))],
+    )
+    with pytest.warns(ConvergenceWarning, match="learned almost nothing") as record:
+        model.fit(X)
+    constant = float(model.net_.module_.constant_loss)
+    assert model.loss_curve_[-1] < 0.99 * constant  # the epoch's mean
+    residual = model.inverse_transform(model.transform(X)) - X
+    assert (residual**2).sum() > ((X - X.mean(axis=0)) ** 2).sum()
+    assert any("on its training rows" in str(w.message) for w in record)
 
 
 @pytest.mark.parametrize(

@@ -498,3 +498,26 @@ def test_moments_and_units():
     input_scale, target_scale = _units(np.full(3, 1e-31), np.full(3, 0.5))
     assert target_scale == 1.0
     np.testing.assert_array_equal(input_scale, 1.0)
+
+
+def test_training_on_one_row_says_the_model_learns_only_that_row(X):
+    """Check that fit warns when it trains on one row (one sample, or an
+    early-stopping split leaving one), as partial_fit's first call did: the
+    model reconstructs that row and nothing else, silently."""
+    params = dict(n_components=2, max_iter=3, device="cpu", random_state=0)
+    for estimator, data, do in [
+        (Autoencoder(**params), X[:1], r"Fit on more rows\."),
+        (
+            Autoencoder(early_stopping=True, validation_fraction=0.5, **params),
+            X[:3],
+            "lower validation_fraction",
+        ),
+    ]:
+        with pytest.warns(UserWarning, match=f"here one, .*no more than.*{do}"):
+            estimator.fit(data)
+    with pytest.warns(UserWarning, match="representative chunk"):
+        Autoencoder(**params).partial_fit(X[:1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        Autoencoder(**params).fit(X[:2])
