@@ -66,6 +66,9 @@ _LOSSES = ("squared_error", "binary_cross_entropy")
 # computed from the training data (the per-feature range of salt-and-pepper
 # noise): the rebuilt estimator never sees that data, so they are saved.
 _HOOKS = ("corrupt", "penalty")
+# Hook tensors made from what the file keeps elsewhere, not saved: masking
+# noise's fill, from the float64 shift (files written before it had none).
+_DERIVED = ("fill",)
 
 # Keys of an optimizer's param_groups that are set for the device it runs on.
 _DEVICE_DEPENDENT = ("params", "fused", "foreach", "capturable", "differentiable")
@@ -128,7 +131,7 @@ def _hook_tensors(net):
             tensors = {
                 key: value.detach().cpu().numpy()
                 for key, value in hook.keywords.items()
-                if isinstance(value, torch.Tensor)
+                if isinstance(value, torch.Tensor) and key not in _DERIVED
             }
             if tensors:
                 saved[name] = tensors

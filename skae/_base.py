@@ -372,7 +372,8 @@ class _BaseAutoencoder(
                 ) from exc
             raise
         stopped = stopper is not None and stopper.stopped_
-        return net, Outcome(stopped=stopped, interrupted=net.interrupted_)
+        best = None if stopper is None else stopper.best_epoch_
+        return net, Outcome(stopped, net.interrupted_, best)
 
     def _restore(self, before):
         """Undo a failed call: the attributes as they were, and a continued

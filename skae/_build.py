@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from ._engine.data import resolve_device
+from ._engine.inference import as_tensor
 from ._engine.net import AutoencoderNet, ReconstructionLoss
+from ._engine.parallel import limit_threads
 from ._nn.modules import AutoencoderModule
 from ._nn.objectives import reconstruction_error
 from ._units import _moments, _units, _warn_if_imprecise
@@ -31,26 +33,31 @@ def _reconstruction_loss(net, X, rows=None, observed=None):
     """The mean reconstruction loss (the training loss less its penalty and
     noise) of the net's module as it is, on the rows ``rows`` of X (all
     when None), ``observed`` their observed entries (None: all), in the
-    loss's units; computed in blocks of rows."""
+    loss's units, less the worst ``net.trim_fraction`` of the rows (an
+    outlier detector's trimmed loss); computed in blocks of rows."""
     module, loss = net.module_, net.criterion_.loss
     n = X.shape[0] if rows is None else len(rows)
-    training, total = module.training, 0.0
+    training, errors = module.training, []
     module.train(False)  # no code dropout
     try:
-        with torch.no_grad():
+        with limit_threads(), torch.inference_mode():
             for start in range(0, n, 4096):
                 block = slice(start, start + 4096)
                 index = block if rows is None else rows[block]
-                x = torch.as_tensor(X[index], dtype=torch.float32, device=net.device)
+                x = as_tensor(X[index], net.device)  # any strides
                 mask = None
                 if observed is not None:
                     mask = torch.as_tensor(observed[block], device=net.device)
                 _, output = module(x)
                 target = module.target(x) if loss == "squared_error" else x
-                total += float(reconstruction_error(output, target, loss, mask).sum())
+                errors.append(reconstruction_error(output, target, loss, mask))
     finally:
         module.train(training)
-    return total / max(n, 1)
+    errors = torch.cat(errors).double() if errors else torch.zeros(1)
+    if net.trim_fraction:  # as the trimmed loss: the worst rows left out
+        kept = max(1, round((1 - net.trim_fraction) * len(errors)))
+        errors = torch.sort(errors).values[:kept]
+    return float(errors.mean())
 
 
 # What _update_training_settings sets on a continued net, besides the step

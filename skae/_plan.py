@@ -126,6 +126,7 @@ class Outcome:
 
     stopped: bool = False
     interrupted: bool = False
+    best_epoch: int | None = None  # the stopping rule's (None: not known)
 
 
 class _PlanningMixin(_NetMixin):
@@ -162,10 +163,12 @@ class _PlanningMixin(_NetMixin):
                 do = "Start partial_fit with a representative chunk of rows."
                 if not incremental:
                     do = "Fit on more rows."
-                    if train_rows is not None:
+                    if train_rows is not None and X.shape[0] > 2:
                         do = "Fit on more rows, or lower validation_fraction."
+                who = type(self).__name__
+                who += ".partial_fit's first call" if incremental else ""
                 warnings.warn(
-                    f"{type(self).__name__} sets the network's units (each "
+                    f"{who} sets the network's units (each "
                     "feature's mean and spread) from its training rows, here "
                     "one, which has no spread: the units stay X's own, and the "
                     f"model can learn no more than that row. {do}",
@@ -204,7 +207,7 @@ class _PlanningMixin(_NetMixin):
         """
         self.net_ = net
         self.loss_ = plan.loss
-        kept = self._kept_row(plan, net)
+        kept = self._kept_row(plan, net, outcome.best_epoch)
         self._record(net, kept)
         stacklevel += 1
         if outcome.interrupted:
@@ -240,18 +243,18 @@ class _PlanningMixin(_NetMixin):
         )
         self._warn_if_constant(net, loss, stacklevel)
 
-    def _kept_row(self, plan, net):
+    def _kept_row(self, plan, net, best_epoch=None):
         """The history row of the epoch whose weights the call keeps: the
-        last, or with early stopping the best on the validation rows."""
+        last, or with early stopping the best on the validation rows: the
+        stopping rule's ``best_epoch`` when known (a callback that stops
+        training ends an epoch the rule never read), the epoch it restored."""
         rows = list(net.history)[plan.n_before :]
-        if not rows:
-            return None
-        kept = rows[-1]
-        if plan.stopping is not None and plan.stopping["load_best"]:
-            valid = [row for row in rows if "valid_loss" in row]
-            if valid:
-                kept = min(valid, key=lambda row: float(row["valid_loss"]))
-        return kept
+        if not rows or plan.stopping is None or not plan.stopping["load_best"]:
+            return rows[-1] if rows else None
+        if best_epoch is not None:
+            return next((r for r in rows if r["epoch"] == best_epoch), rows[-1])
+        valid = [row for row in rows if "valid_loss" in row]
+        return min(valid, key=lambda row: float(row["valid_loss"]), default=rows[-1])
 
     def _resolve_loss(self, X, continuing):
         """The loss to train with; checks that X suits it."""

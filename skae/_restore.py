@@ -14,6 +14,7 @@ from skorch.history import History
 
 from ._archive import (
     _CLASSES,
+    _DERIVED,
     _DEVICE_DEPENDENT,
     _FITTED_NAME,
     _HOOKS,
@@ -158,7 +159,7 @@ def _restore_hook_tensors(file, net, saved):
             expected = {
                 key: value
                 for key, value in hook.keywords.items()
-                if isinstance(value, torch.Tensor)
+                if isinstance(value, torch.Tensor) and key not in _DERIVED
             }
         arrays = saved.get(name, {})
         if set(arrays) != set(expected):

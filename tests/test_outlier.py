@@ -111,6 +111,33 @@ def test_trimmed_loss_leaves_the_worst_rows_out(data):
     assert errors[0.1, "gap"] > errors[0.0, "gap"]
 
 
+def test_trimmed_fit_of_contaminated_data_is_not_said_to_learn_nothing():
+    """Check that the learned-nothing check of a trimmed fit leaves the
+    worst rows out, as its loss does: on rank-2 rows with 15% of outliers
+    far away, a model that reconstructs the inliers within 1% of their
+    spread was said to have learned almost nothing."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 8))
+    X += 0.01 * rng.normal(size=X.shape)
+    outliers = rng.rand(300) < 0.15
+    X[outliers] = rng.normal(scale=30, size=(outliers.sum(), 8))
+    estimator = Autoencoder(
+        n_components=2, max_iter=20, learning_rate_init=0.01, tol=0, random_state=0
+    )
+    detector = AutoencoderOutlierDetector(estimator, trim_fraction=0.2)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always", ConvergenceWarning)
+        detector.fit(X)
+    assert not any("learned almost nothing" in str(w.message) for w in record)
+    # The inliers are reconstructed, the outliers not.
+    errors = -detector.score_samples(X)
+    assert errors[~outliers].max() < errors[outliers].min()
+
+
 def test_trim_fraction_below_one_row_per_batch_still_trims(data, monkeypatch):
     """Check that trim_fraction trims that fraction of the rows on average
     when it is less than one row of a batch (0.03 of 16 rows), and that the

@@ -171,6 +171,49 @@ def test_early_stopping_keeps_the_lowest_validation_loss_whatever_tol(X):
         torch.testing.assert_close(value, weights[best][name], rtol=0, atol=0)
 
 
+class _StopAtEpochEnd(Callback):
+    """End training at the end of epoch ``epoch``, as a user's callback may
+    (before the stopping rule reads that epoch)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_callback_ending_training_keeps_the_rules_best_epoch_and_its_score(X):
+    """Check that when a callback ends training at an epoch's end, which the
+    stopping rule never reads, best_validation_score_ is the score of the
+    weights the rule restores: it was the best of every epoch, the last
+    included, whose weights were not kept."""
+    recorder = _RecordWeights()
+    ae = Autoencoder(
+        n_components=3,
+        early_stopping=True,
+        learning_rate_init=1e-2,
+        max_iter=30,
+        device="cpu",
+        random_state=0,
+        callbacks=[("record", recorder), ("stop", _StopAtEpochEnd(8))],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(X)
+    weights = dict(ae.net_.callbacks_)["record"].weights_
+    scores = ae.validation_scores_
+    assert ae.n_iter_ == 8
+    kept = next(
+        i
+        for i, w in enumerate(weights)
+        if all(torch.equal(w[k], v) for k, v in ae.net_.module_.state_dict().items())
+    )
+    # The rule read epochs 1-7 only: it restored the best of those.
+    assert kept == int(np.argmax(scores[:7]))
+    assert ae.best_validation_score_ == scores[kept]
+
+
 def test_early_stopping_needs_samples_on_both_sides():
     """Check that a validation split that leaves a side empty is a clear error."""
     ae = Autoencoder(
