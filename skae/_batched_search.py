@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import _safe_split
 
@@ -28,7 +28,7 @@ from ._engine.stacked import StackedPenalty, member_bytes
 from ._impute import AutoencoderImputer
 from ._outlier import AutoencoderOutlierDetector
 from ._plan import Outcome
-from ._pretrained import Pretrained, digest
+from ._pretrained import Pretrained, digest, same
 
 __all__ = ["Pretraining", "pretrain"]
 
@@ -149,7 +149,7 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     # Steps before the autoencoder: fitted once per fold and steps (a grid
     # over the pipeline's steps gives candidates other leading steps).
     variants = folds.setdefault(task.split, [])
-    fold = next((f for f in variants if _same(f["leading"], leading)), None)
+    fold = next((f for f in variants if same(f["leading"], leading)), None)
     if fold is None:
         X_train, y_train = _safe_split(estimator, X, y, train)
         for _, step in leading:
@@ -221,27 +221,6 @@ def _prepare(task, base_estimator, parameters, X, y, train, folds):
     )
 
 
-def _same(a, b):
-    """Whether two parameter values (steps, estimators) are the same, by
-    value, estimators by class and parameters; False when unsure (arrays)."""
-    if isinstance(a, BaseEstimator) or isinstance(b, BaseEstimator):
-        return type(a) is type(b) and _same(
-            a.get_params(deep=False), b.get_params(deep=False)
-        )
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return (
-            type(a) is type(b)
-            and len(a) == len(b)
-            and all(_same(u, v) for u, v in zip(a, b))
-        )
-    try:
-        return a is b or (type(a) is type(b) and bool(a == b))
-    except Exception:  # values that do not compare (arrays)
-        return False
-
-
 def _tensor(task, X, tensors, device):
     """The float32 rows the task's group trains on, on the device: X as the
     estimator validates it, or the fold's transformed training data."""
@@ -297,7 +276,9 @@ def _train_group(search, members, X, device, done):
                 # The fit diverged: its own fit diverges too, and reports it.
                 done.reasons[key] = "its batched training diverged"
                 continue
-            outcome = Outcome(stopped=result["stopped"])
+            outcome = Outcome(
+                stopped=result["stopped"], best_epoch=result["best_epoch"]
+            )
             done.store.add(key, task.ae, task.digest, task.plan, net, outcome)
             done.seconds[key] = share + task.prepare_time
             task.plan = task.ae = None

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ._engine.data import resolve_device
-from ._engine.inference import as_tensor
+from ._engine.inference import INFERENCE_BLOCK, as_tensor
 from ._engine.net import AutoencoderNet, ReconstructionLoss
 from ._engine.parallel import limit_threads
 from ._nn.modules import AutoencoderModule
@@ -41,8 +41,8 @@ def _reconstruction_loss(net, X, rows=None, observed=None):
     module.train(False)  # no code dropout
     try:
         with limit_threads(), torch.inference_mode():
-            for start in range(0, n, 4096):
-                block = slice(start, start + 4096)
+            for start in range(0, n, INFERENCE_BLOCK):
+                block = slice(start, start + INFERENCE_BLOCK)
                 index = block if rows is None else rows[block]
                 x = as_tensor(X[index], net.device)  # any strides
                 mask = None

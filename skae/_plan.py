@@ -245,16 +245,15 @@ class _PlanningMixin(_NetMixin):
 
     def _kept_row(self, plan, net, best_epoch=None):
         """The history row of the epoch whose weights the call keeps: the
-        last, or with early stopping the best on the validation rows: the
-        stopping rule's ``best_epoch`` when known (a callback that stops
-        training ends an epoch the rule never read), the epoch it restored."""
+        last, or with early stopping the one its stopping rule restored,
+        ``best_epoch`` (a callback that stops training ends an epoch the
+        rule never read)."""
         rows = list(net.history)[plan.n_before :]
-        if not rows or plan.stopping is None or not plan.stopping["load_best"]:
-            return rows[-1] if rows else None
-        if best_epoch is not None:
-            return next((r for r in rows if r["epoch"] == best_epoch), rows[-1])
-        valid = [row for row in rows if "valid_loss" in row]
-        return min(valid, key=lambda row: float(row["valid_loss"]), default=rows[-1])
+        if not rows:
+            return None
+        if plan.stopping is None or not plan.stopping["load_best"]:
+            return rows[-1]
+        return next((r for r in rows if r["epoch"] == best_epoch), rows[-1])
 
     def _resolve_loss(self, X, continuing):
         """The loss to train with; checks that X suits it."""

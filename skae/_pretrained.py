@@ -15,8 +15,9 @@ import threading
 from contextlib import contextmanager
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
-__all__ = ["Pretrained", "active", "take"]
+__all__ = ["Pretrained", "active", "same", "take"]
 
 _lock = threading.Lock()
 _active = []
@@ -30,19 +31,25 @@ def digest(X):
     return h.hexdigest()
 
 
-def _same_params(a, b):
-    if a.keys() != b.keys():
+def same(a, b):
+    """Whether two parameter values (steps, estimators) are the same, by
+    value, estimators by class and parameters; False when unsure (arrays)."""
+    if isinstance(a, BaseEstimator) or isinstance(b, BaseEstimator):
+        return type(a) is type(b) and same(
+            a.get_params(deep=False), b.get_params(deep=False)
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(same(u, v) for u, v in zip(a, b))
+        )
+    try:
+        return a is b or (type(a) is type(b) and bool(a == b))
+    except Exception:  # values that do not compare (arrays)
         return False
-    for key, value in a.items():
-        other = b[key]
-        if value is other:
-            continue
-        try:
-            if type(value) is not type(other) or not bool(value == other):
-                return False
-        except Exception:  # values that do not compare (arrays)
-            return False
-    return True
 
 
 class Pretrained:
@@ -65,7 +72,7 @@ class Pretrained:
             return None
         params = estimator.get_params(deep=False)
         for i, (entry_id, entry_params, plan, net, outcome) in enumerate(candidates):
-            if _same_params(params, entry_params):
+            if same(params, entry_params):
                 del candidates[i]
                 self.taken.add(entry_id)
                 return plan, net, outcome

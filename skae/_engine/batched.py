@@ -316,6 +316,9 @@ class _Trainer:
                 results[self.alive[i]] = self._retire(
                     i, bool(stopped[i]), error, use_best
                 )
+                if best_epoch[i] > 0:  # its stopping rule's, as in its history
+                    start = self.start[self.alive[i]]
+                    results[self.alive[i]]["best_epoch"] = int(start + best_epoch[i])
             if done.all():
                 break
             if done.any():
@@ -376,7 +379,7 @@ class _Trainer:
                     net.history.record(key, value)
         net.interrupted_ = False
         net.stopped_by_callback_ = stopped
-        return {"stopped": stopped, "error": error}
+        return {"stopped": stopped, "error": error, "best_epoch": None}
 
 
 def _epoch_mean(step_losses, weights, sizes):
